@@ -1,0 +1,35 @@
+// The `diffkd` command line. Thin by design: parse flags (CLI11), call the library, print
+// progress, and turn any diffkd::Error into one line on stderr and a non-zero exit.
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "apps/commands.h"
+#include "diffkd_version.h"
+#include "tensor/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"diffkd: train diffusion models and distil them into fast students"};
+  app.set_version_flag("--version", std::string("diffkd ") + DIFFKD_VERSION);
+  app.require_subcommand(0, 1);
+  diffkd::apps::add_demo_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (app.get_subcommands().empty()) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  }
+  try {
+    return diffkd::apps::run_selected(app);
+  } catch (const diffkd::Error& e) {
+    std::fprintf(stderr, "diffkd: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "diffkd: internal error: %s\n", e.what());
+    return 2;
+  }
+}

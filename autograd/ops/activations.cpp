@@ -1,0 +1,65 @@
+// Activations:
+//   relu:        gx = g * [x > 0]
+//   leaky_relu:  gx = g * ([x > 0] + s [x <= 0])
+//   sigmoid:     gx = g * out (1 - out)
+//   tanh:        gx = g * (1 - out^2)
+//   silu = x sigmoid(x):  gx = g * (s + x s (1 - s)),  s = sigmoid(x)
+//   softplus = log(1 + e^x):  gx = g * sigmoid(x)
+// Masks are constants; everything else is written with differentiable ops, so second
+// derivatives exist (WGAN-GP differentiates through leaky_relu).
+
+#include "autograd/ops/common.h"
+
+namespace diffkd {
+
+using namespace ops;
+
+namespace {
+Tensor apply(UnaryOp op, const Tensor& x, double a = 0) {
+  Tensor out = empty_like(x);
+  be(x).unary(op, x, out, a, 0);
+  return out;
+}
+}  // namespace
+
+Tensor relu(const Tensor& x) {
+  return record("relu", {x}, apply(UnaryOp::Relu, x), [x](const GradContext& c) {
+    return TensorList{mul(c.grad, apply(UnaryOp::Positive, x.detach()))};
+  });
+}
+
+Tensor leaky_relu(const Tensor& x, double slope) {
+  return record("leaky_relu", {x}, apply(UnaryOp::LeakyRelu, x, slope),
+                [x, slope](const GradContext& c) {
+                  // [x > 0] + s [x <= 0] = s + (1 - s) [x > 0]
+                  Tensor d = affine(apply(UnaryOp::Positive, x.detach()), 1.0 - slope, slope);
+                  return TensorList{mul(c.grad, d)};
+                });
+}
+
+Tensor sigmoid(const Tensor& x) {
+  return record("sigmoid", {x}, apply(UnaryOp::Sigmoid, x),
+                [](const GradContext& c) { return TensorList{mul(c.grad, c.out * (1.0 - c.out))}; },
+                true);
+}
+
+Tensor tanh(const Tensor& x) {
+  return record("tanh", {x}, apply(UnaryOp::Tanh, x),
+                [](const GradContext& c) {
+                  return TensorList{mul(c.grad, 1.0 - square(c.out))};
+                }, true);
+}
+
+Tensor silu(const Tensor& x) {
+  return record("silu", {x}, apply(UnaryOp::Silu, x), [x](const GradContext& c) {
+    Tensor s = sigmoid(x);
+    return TensorList{mul(c.grad, s + x * s * (1.0 - s))};
+  });
+}
+
+Tensor softplus(const Tensor& x) {
+  return record("softplus", {x}, apply(UnaryOp::Softplus, x),
+                [x](const GradContext& c) { return TensorList{mul(c.grad, sigmoid(x))}; });
+}
+
+}  // namespace diffkd

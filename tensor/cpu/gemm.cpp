@@ -1,0 +1,105 @@
+// Batched GEMM on the CPU: c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b].
+// Through OpenBLAS's cblas when built with DIFFKD_USE_CBLAS (measured faster here, see
+// bench/RESULTS.md), otherwise through Eigen. Both use OpenMP threads: OpenBLAS's OpenMP build
+// runs single-threaded inside our parallel regions, so the two never oversubscribe the cores.
+// Operands may be strided; a matrix with a unit stride in either dim is passed without a copy.
+
+#include <omp.h>
+
+#include <Eigen/Core>
+
+#include "tensor/cpu/blas.h"
+#include "tensor/cpu/cpu_backend.h"
+
+#ifdef DIFFKD_USE_CBLAS
+#include <cblas.h>
+#endif
+
+namespace diffkd {
+
+namespace {
+
+// A 2-D operand as BLAS wants it: row-major with leading dim ld, maybe transposed.
+struct MatrixArg {
+  Tensor storage;  // keeps a contiguous copy alive when one was needed
+  bool trans;
+  int64_t ld;
+  int64_t batch_stride;
+};
+
+MatrixArg as_matrix(const Tensor& t, bool trans) {
+  const int64_t rows = t.size(1), cols = t.size(2);
+  if (t.stride(2) == 1 || cols == 1) return {t, trans, std::max<int64_t>(t.stride(1), std::max<int64_t>(cols, 1)), t.stride(0)};
+  if (t.stride(1) == 1 || rows == 1)  // column-major storage = the transpose, row-major
+    return {t, !trans, std::max<int64_t>(t.stride(2), std::max<int64_t>(rows, 1)), t.stride(0)};
+  Tensor c = t.clone_data();
+  return {c, trans, cols, c.stride(0)};
+}
+
+}  // namespace
+
+namespace cpu_impl {
+template <typename T>
+void gemm_rowmajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+#ifdef DIFFKD_USE_CBLAS
+  const auto cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>)
+    cblas_sgemm(CblasRowMajor, cta, ctb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  else
+    cblas_dgemm(CblasRowMajor, cta, ctb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#else
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
+  Eigen::Map<Mat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
+  CMap A(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
+  CMap B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
+  if (beta == T(0)) C.setZero(); else if (beta != T(1)) C *= beta;
+  if (!ta && !tb) C.noalias() += alpha * A * B;
+  else if (ta && !tb) C.noalias() += alpha * A.transpose() * B;
+  else if (!ta && tb) C.noalias() += alpha * A * B.transpose();
+  else C.noalias() += alpha * A.transpose() * B.transpose();
+#endif
+}
+template void gemm_rowmajor<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*,
+                                   int64_t, const float*, int64_t, float, float*, int64_t);
+template void gemm_rowmajor<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                                    int64_t, const double*, int64_t, double, double*, int64_t);
+}  // namespace cpu_impl
+
+void CpuBackend::gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b,
+                      double beta, const Tensor& c) {
+  DK_CHECK(a.dim() == 3 && b.dim() == 3 && c.dim() == 3, "gemm: expected 3-D operands, got ",
+           shape_str(a.shape()), ", ", shape_str(b.shape()), ", ", shape_str(c.shape()));
+  DK_CHECK(c.is_contiguous(), "gemm: output must be contiguous");
+  const int64_t batch = c.size(0), m = c.size(1), n = c.size(2);
+  const int64_t k = trans_a ? a.size(1) : a.size(2);
+  DK_CHECK(a.size(0) == batch && b.size(0) == batch && (trans_a ? a.size(2) : a.size(1)) == m &&
+               (trans_b ? b.size(1) : b.size(2)) == n && (trans_b ? b.size(2) : b.size(1)) == k,
+           "gemm: shapes ", shape_str(a.shape()), (trans_a ? "^T" : ""), " @ ",
+           shape_str(b.shape()), (trans_b ? "^T" : ""), " -> ", shape_str(c.shape()),
+           " do not agree");
+  if (batch == 0 || m == 0 || n == 0) return;
+  const MatrixArg A = as_matrix(a, trans_a), B = as_matrix(b, trans_b);
+  dispatch_float(c.dtype(), "gemm", [&](auto tag) {
+    using scalar_t = typename decltype(tag)::type;
+    using T = scalar_t;
+    const T* ap = A.storage.data<T>();
+    const T* bp = B.storage.data<T>();
+    T* cp = c.data<T>();
+    auto one = [&](int64_t i) {
+      cpu_impl::gemm_rowmajor<T>(A.trans, B.trans, m, n, k, static_cast<T>(alpha), ap + i * A.batch_stride,
+                  A.ld, bp + i * B.batch_stride, B.ld, static_cast<T>(beta), cp + i * m * n, n);
+    };
+    // Many small products (attention heads): one product per thread. Otherwise the GEMM itself
+    // is threaded.
+    if (batch >= 2 && m * n * k < (1 << 21)) {
+#pragma omp parallel for schedule(static)
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) one(i);
+    }
+  });
+}
+
+}  // namespace diffkd
