@@ -15,9 +15,9 @@ namespace diffkd::apps {
 namespace {
 
 struct DemoOptions {
-  int64_t steps = 600;
+  int64_t steps = 2000;
   int64_t hidden = 64;
-  double lr = 0.05;
+  double lr = 0.3;
   uint64_t seed = 0;
   int64_t points = 512;
 };
@@ -84,7 +84,7 @@ int run_demo() {
         params[i].zero_grad();
       }
     }
-    if (step % 50 == 0 || step == o.steps) {
+    if (step % 200 == 0 || step == o.steps) {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const double rate = step / secs;
