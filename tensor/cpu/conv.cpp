@@ -93,9 +93,10 @@ bool split_images(int64_t n) { return n >= omp_get_max_threads() && omp_get_max_
 
 }  // namespace
 
-void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias,
+void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
                                 const Tensor& y, const Conv2dParams& p) {
   const Tensor x = x_in.is_contiguous() ? x_in : x_in.clone_data();
+  const Tensor bias = !bias_in.defined() || bias_in.is_contiguous() ? bias_in : bias_in.clone_data();
   const Tensor w = w_in.is_contiguous() ? w_in : w_in.clone_data();
   const ConvGeometry g = geometry(x, w, y, p);
   dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
