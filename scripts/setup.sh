@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libeigen3-dev            # CPU kernels (GEMM fallback, small dense maths)
-  libopenblas-openmp-dev   # optimised GEMM, OpenMP build: shares our thread pool, no oversubscription
+  libopenblas0-openmp      # optimised GEMM (loaded at run time), OpenMP build: no oversubscription
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   python3-torch python3-numpy   # reference goldens and comparison benchmarks only

@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "tensor/cpu/blas.h"
 #include "tensor/cpu/cpu_backend.h"
 
 namespace diffkd {
@@ -25,7 +26,11 @@ Allocator& CpuBackend::allocator() {
 }
 
 CpuBackend& cpu_backend() {
-  static CpuBackend be;
+  static CpuBackend& be = [] () -> CpuBackend& {
+    static CpuBackend instance;
+    cpu_impl::gemm_library();  // load OpenBLAS now, on one thread (see blas.cpp)
+    return instance;
+  }();
   return be;
 }
 

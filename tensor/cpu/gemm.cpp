@@ -1,5 +1,5 @@
 // Batched GEMM on the CPU: c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b].
-// Through OpenBLAS's cblas when built with DIFFKD_USE_CBLAS (measured faster here, see
+// Through OpenBLAS when it is found at run time (blas.cpp; measured faster here, see
 // bench/RESULTS.md), otherwise through Eigen. Both use OpenMP threads: OpenBLAS's OpenMP build
 // runs single-threaded inside our parallel regions, so the two never oversubscribe the cores.
 // Operands may be strided; a matrix with a unit stride in either dim is passed without a copy.
@@ -11,9 +11,6 @@
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/cpu_backend.h"
 
-#ifdef DIFFKD_USE_CBLAS
-#include <cblas.h>
-#endif
 
 namespace diffkd {
 
@@ -42,13 +39,7 @@ namespace cpu_impl {
 template <typename T>
 void gemm_rowmajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                    int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-#ifdef DIFFKD_USE_CBLAS
-  const auto cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>)
-    cblas_sgemm(CblasRowMajor, cta, ctb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  else
-    cblas_dgemm(CblasRowMajor, cta, ctb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-#else
+  if (gemm_openblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   Eigen::Map<Mat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
@@ -59,7 +50,6 @@ void gemm_rowmajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, c
   else if (ta && !tb) C.noalias() += alpha * A.transpose() * B;
   else if (!ta && tb) C.noalias() += alpha * A * B.transpose();
   else C.noalias() += alpha * A.transpose() * B.transpose();
-#endif
 }
 template void gemm_rowmajor<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*,
                                    int64_t, const float*, int64_t, float, float*, int64_t);
