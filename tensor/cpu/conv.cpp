@@ -5,12 +5,16 @@
 //   backward input:   gx[n] = col2im(W^T @ gy[n])           (also conv_transpose2d's forward)
 //   backward weight:  gW    = sum_n gy[n] @ col(x[n])^T
 //
-// With at least as many images as threads, images are split across threads (one GEMM per image
-// on one thread, per-thread col buffers); otherwise images go one by one through a threaded GEMM.
-// 1x1 stride-1 unpadded convolutions skip im2col: col(x[n]) is x[n] itself.
+// Images are processed in groups of G, side by side along the GEMM's column dim
+// (col is [C_in*kh*kw, G*OH*OW]): with small feature maps (7x7 = 49 columns per image) one image
+// makes a GEMM too thin to run near peak. G is chosen so a group has about kGroupColumns
+// columns and there are at least as many groups as threads; groups run in parallel, each GEMM on
+// one thread. The weight gradient sums per-thread partials in thread order, so it is
+// deterministic at a given thread count.
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -21,16 +25,15 @@ namespace diffkd {
 
 namespace {
 
+constexpr int64_t kGroupColumns = 256;
+
 struct ConvGeometry {
-  int64_t n, c, h, w;        // input
-  int64_t o, kh, kw;         // weight
-  int64_t oh, ow;            // output
+  int64_t n, c, h, w;  // input
+  int64_t o, kh, kw;   // weight
+  int64_t oh, ow;      // output
   Conv2dParams p;
   int64_t col_rows() const { return c * kh * kw; }
-  int64_t col_cols() const { return oh * ow; }
-  bool is_pointwise() const {
-    return kh == 1 && kw == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
-  }
+  int64_t plane() const { return oh * ow; }
 };
 
 ConvGeometry geometry(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dParams& p) {
@@ -38,27 +41,39 @@ ConvGeometry geometry(const Tensor& x, const Tensor& w, const Tensor& y, const C
           y.size(2), y.size(3), p};
 }
 
+// Images per group and the number of groups.
+struct Grouping {
+  int64_t size, count;
+};
+Grouping grouping(const ConvGeometry& g) {
+  const int64_t threads = omp_get_max_threads();
+  int64_t size = std::max<int64_t>(1, kGroupColumns / g.plane());
+  size = std::min(size, std::max<int64_t>(1, (g.n + threads - 1) / threads));
+  return {size, (g.n + size - 1) / size};
+}
+
+// im2col of one image into the columns [0, OH*OW) of a matrix with leading dim ld.
 template <typename T>
-void im2col(const T* x, const ConvGeometry& g, T* col) {
+void im2col(const T* x, const ConvGeometry& g, T* col, int64_t ld) {
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * g.oh * g.ow;
+        T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
         for (int64_t oh = 0; oh < g.oh; ++oh) {
           const int64_t ih = oh * g.p.stride_h - g.p.pad_h + i;
           T* out = row + oh * g.ow;
           if (ih < 0 || ih >= g.h) {
-            std::memset(out, 0, sizeof(T) * g.ow);
+            std::fill(out, out + g.ow, T(0));
             continue;
           }
           const T* in = x + (c * g.h + ih) * g.w;
           if (g.p.stride_w == 1) {
-            // Valid ow range: 0 <= ow - pw + j < W.
-            const int64_t lo = std::max<int64_t>(0, g.p.pad_w - j);
-            const int64_t hi = std::min<int64_t>(g.ow, g.w + g.p.pad_w - j);
-            for (int64_t ow = 0; ow < lo; ++ow) out[ow] = T(0);
-            if (hi > lo) std::memcpy(out + lo, in + lo - g.p.pad_w + j, sizeof(T) * (hi - lo));
-            for (int64_t ow = std::max(hi, lo); ow < g.ow; ++ow) out[ow] = T(0);
+            // Valid ow: 0 <= ow - pw + j < W.
+            const int64_t lo = std::clamp<int64_t>(g.p.pad_w - j, 0, g.ow);
+            const int64_t hi = std::clamp<int64_t>(g.w + g.p.pad_w - j, lo, g.ow);
+            std::fill(out, out + lo, T(0));
+            std::copy(in + lo - g.p.pad_w + j, in + hi - g.p.pad_w + j, out + lo);
+            std::fill(out + hi, out + g.ow, T(0));
           } else {
             for (int64_t ow = 0; ow < g.ow; ++ow) {
               const int64_t iw = ow * g.p.stride_w - g.p.pad_w + j;
@@ -69,158 +84,177 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
       }
 }
 
-// Adjoint of im2col: x += scatter(col).
+// Adjoint of im2col: x += scatter(col), for one image's columns.
 template <typename T>
-void col2im(const T* col, const ConvGeometry& g, T* x) {
+void col2im(const T* col, int64_t ld, const ConvGeometry& g, T* x) {
   for (int64_t c = 0; c < g.c; ++c)
     for (int64_t i = 0; i < g.kh; ++i)
       for (int64_t j = 0; j < g.kw; ++j) {
-        const T* row = col + ((c * g.kh + i) * g.kw + j) * g.oh * g.ow;
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * ld;
         for (int64_t oh = 0; oh < g.oh; ++oh) {
           const int64_t ih = oh * g.p.stride_h - g.p.pad_h + i;
           if (ih < 0 || ih >= g.h) continue;
           T* out = x + (c * g.h + ih) * g.w;
           const T* in = row + oh * g.ow;
-          for (int64_t ow = 0; ow < g.ow; ++ow) {
-            const int64_t iw = ow * g.p.stride_w - g.p.pad_w + j;
-            if (iw >= 0 && iw < g.w) out[iw] += in[ow];
+          if (g.p.stride_w == 1) {
+            const int64_t lo = std::clamp<int64_t>(g.p.pad_w - j, 0, g.ow);
+            const int64_t hi = std::clamp<int64_t>(g.w + g.p.pad_w - j, lo, g.ow);
+            T* dst = out - g.p.pad_w + j;
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += in[ow];
+          } else {
+            for (int64_t ow = 0; ow < g.ow; ++ow) {
+              const int64_t iw = ow * g.p.stride_w - g.p.pad_w + j;
+              if (iw >= 0 && iw < g.w) out[iw] += in[ow];
+            }
           }
         }
       }
 }
 
-bool split_images(int64_t n) { return n >= omp_get_max_threads() && omp_get_max_threads() > 1; }
+// [G, rows, plane] images -> a [rows, G*plane] matrix, and back.
+template <typename T>
+void gather_group(const T* src, int64_t images, int64_t rows, int64_t plane, T* dst) {
+  for (int64_t img = 0; img < images; ++img)
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(src + (img * rows + r) * plane, src + (img * rows + r + 1) * plane,
+                dst + r * images * plane + img * plane);
+}
+template <typename T>
+void scatter_group(const T* src, int64_t images, int64_t rows, int64_t plane, T* dst) {
+  for (int64_t img = 0; img < images; ++img)
+    for (int64_t r = 0; r < rows; ++r)
+      std::copy(src + r * images * plane + img * plane, src + r * images * plane + (img + 1) * plane,
+                dst + (img * rows + r) * plane);
+}
+
+Tensor contiguous_or_copy(const Tensor& t) {
+  return !t.defined() || t.is_contiguous() ? t : t.clone_data();
+}
+
+// Runs body(group_index, first_image, images, scratch) over all groups, in parallel.
+template <typename T, typename Body>
+void for_each_group(const Grouping& grp, int64_t n, Body body) {
+#pragma omp parallel for schedule(static) if (grp.count > 1)
+  for (int64_t gi = 0; gi < grp.count; ++gi) {
+    const int64_t first = gi * grp.size;
+    body(first, std::min(grp.size, n - first));
+  }
+}
 
 }  // namespace
 
 void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
                                 const Tensor& y, const Conv2dParams& p) {
-  const Tensor x = x_in.is_contiguous() ? x_in : x_in.clone_data();
-  const Tensor bias = !bias_in.defined() || bias_in.is_contiguous() ? bias_in : bias_in.clone_data();
-  const Tensor w = w_in.is_contiguous() ? w_in : w_in.clone_data();
+  const Tensor x = contiguous_or_copy(x_in), w = contiguous_or_copy(w_in);
+  const Tensor bias = contiguous_or_copy(bias_in);
   const ConvGeometry g = geometry(x, w, y, p);
+  const Grouping grp = grouping(g);
   dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
-    using scalar_t = typename decltype(tag)::type;
-    using T = scalar_t;
+    using T = typename decltype(tag)::type;
     const T* xp = x.data<T>();
     const T* wp = w.data<T>();
     const T* bp = bias.defined() ? bias.data<T>() : nullptr;
     T* yp = y.data<T>();
-    const int64_t rows = g.col_rows(), cols = g.col_cols();
-    auto image = [&](int64_t n, std::vector<T>& col) {
-      const T* src = xp + n * g.c * g.h * g.w;
-      if (!g.is_pointwise()) {
-        im2col(src, g, col.data());
-        src = col.data();
-      }
-      T* dst = yp + n * g.o * cols;
+    const int64_t rows = g.col_rows(), plane = g.plane();
+    for_each_group<T>(grp, g.n, [&](int64_t first, int64_t images) {
+      const int64_t cols = images * plane;
+      thread_local std::vector<T> col, out;
+      col.resize(rows * cols);
+      out.resize(g.o * cols);
+      for (int64_t img = 0; img < images; ++img)
+        im2col(xp + (first + img) * g.c * g.h * g.w, g, col.data() + img * plane, cols);
       T beta = T(0);
       if (bp != nullptr) {
-        for (int64_t o = 0; o < g.o; ++o) std::fill(dst + o * cols, dst + (o + 1) * cols, bp[o]);
+        for (int64_t o = 0; o < g.o; ++o) std::fill(out.data() + o * cols, out.data() + (o + 1) * cols, bp[o]);
         beta = T(1);
       }
-      cpu_impl::gemm_rowmajor<T>(false, false, g.o, cols, rows, T(1), wp, rows, src, cols, beta, dst,
-                            cols);
-    };
-    const size_t col_size = g.is_pointwise() ? 0 : rows * cols;
-    if (split_images(g.n)) {
-#pragma omp parallel
-      {
-        std::vector<T> col(col_size);
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < g.n; ++n) image(n, col);
-      }
-    } else {
-      std::vector<T> col(col_size);
-      for (int64_t n = 0; n < g.n; ++n) image(n, col);
-    }
+      cpu_impl::gemm_rowmajor<T>(false, false, g.o, cols, rows, T(1), wp, rows, col.data(), cols,
+                                 beta, out.data(), cols);
+      scatter_group(out.data(), images, g.o, plane, yp + first * g.o * plane);
+    });
   });
 }
 
 void CpuBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, const Tensor& gx,
                                        const Conv2dParams& p) {
-  const Tensor gy = gy_in.is_contiguous() ? gy_in : gy_in.clone_data();
-  const Tensor w = w_in.is_contiguous() ? w_in : w_in.clone_data();
+  const Tensor gy = contiguous_or_copy(gy_in), w = contiguous_or_copy(w_in);
   DK_CHECK(gx.is_contiguous(), "conv2d_backward_input: output must be contiguous");
+  const int64_t kh = w.size(2), kw = w.size(3);
+  if (p.stride_h == 1 && p.stride_w == 1 && p.pad_h < kh && p.pad_w < kw) {
+    // Stride 1: the input gradient is a forward convolution of gy with the weight transposed
+    // in its channel dims and flipped in space, padded by k - 1 - p. That path copies (im2col)
+    // instead of scatter-adding (col2im), which is cheaper.
+    Tensor flipped = Tensor::empty({w.size(1), w.size(0), kh, kw}, w.dtype(), w.device());
+    dispatch_float(w.dtype(), "conv2d_backward_input", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* src = w.data<T>();
+      T* dst = flipped.data<T>();
+      const int64_t o_n = w.size(0), c_n = w.size(1);
+      for (int64_t o = 0; o < o_n; ++o)
+        for (int64_t c = 0; c < c_n; ++c)
+          for (int64_t i = 0; i < kh; ++i)
+            for (int64_t j = 0; j < kw; ++j)
+              dst[((c * o_n + o) * kh + i) * kw + j] =
+                  src[((o * c_n + c) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
+    });
+    conv2d_forward(gy, flipped, Tensor(), gx, {1, 1, kh - 1 - p.pad_h, kw - 1 - p.pad_w});
+    return;
+  }
   const ConvGeometry g = geometry(gx, w, gy, p);
+  const Grouping grp = grouping(g);
   dispatch_float(gx.dtype(), "conv2d_backward_input", [&](auto tag) {
-    using scalar_t = typename decltype(tag)::type;
-    using T = scalar_t;
+    using T = typename decltype(tag)::type;
     const T* gyp = gy.data<T>();
     const T* wp = w.data<T>();
     T* gxp = gx.data<T>();
-    const int64_t rows = g.col_rows(), cols = g.col_cols();
-    auto image = [&](int64_t n, std::vector<T>& col) {
-      T* dst = gxp + n * g.c * g.h * g.w;
-      const T* src = gyp + n * g.o * cols;
-      if (g.is_pointwise()) {  // gx[n] = W^T @ gy[n] directly
-        cpu_impl::gemm_rowmajor<T>(true, false, rows, cols, g.o, T(1), wp, rows, src, cols, T(0), dst,
-                              cols);
-        return;
-      }
-      cpu_impl::gemm_rowmajor<T>(true, false, rows, cols, g.o, T(1), wp, rows, src, cols, T(0),
-                            col.data(), cols);
-      std::fill(dst, dst + g.c * g.h * g.w, T(0));
-      col2im(col.data(), g, dst);
-    };
-    const size_t col_size = g.is_pointwise() ? 0 : rows * cols;
-    if (split_images(g.n)) {
-#pragma omp parallel
-      {
-        std::vector<T> col(col_size);
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < g.n; ++n) image(n, col);
-      }
-    } else {
-      std::vector<T> col(col_size);
-      for (int64_t n = 0; n < g.n; ++n) image(n, col);
-    }
+    const int64_t rows = g.col_rows(), plane = g.plane(), image = g.c * g.h * g.w;
+    for_each_group<T>(grp, g.n, [&](int64_t first, int64_t images) {
+      const int64_t cols = images * plane;
+      thread_local std::vector<T> col, gy_group;
+      col.resize(rows * cols);
+      gy_group.resize(g.o * cols);
+      gather_group(gyp + first * g.o * plane, images, g.o, plane, gy_group.data());
+      cpu_impl::gemm_rowmajor<T>(true, false, rows, cols, g.o, T(1), wp, rows, gy_group.data(),
+                                 cols, T(0), col.data(), cols);
+      std::fill(gxp + first * image, gxp + (first + images) * image, T(0));
+      for (int64_t img = 0; img < images; ++img)
+        col2im(col.data() + img * plane, cols, g, gxp + (first + img) * image);
+    });
   });
 }
 
 void CpuBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& gy_in, const Tensor& gw,
                                         const Conv2dParams& p) {
-  const Tensor x = x_in.is_contiguous() ? x_in : x_in.clone_data();
-  const Tensor gy = gy_in.is_contiguous() ? gy_in : gy_in.clone_data();
+  const Tensor x = contiguous_or_copy(x_in), gy = contiguous_or_copy(gy_in);
   DK_CHECK(gw.is_contiguous(), "conv2d_backward_weight: output must be contiguous");
   const ConvGeometry g = geometry(x, gw, gy, p);
+  const Grouping grp = grouping(g);
   dispatch_float(gw.dtype(), "conv2d_backward_weight", [&](auto tag) {
-    using scalar_t = typename decltype(tag)::type;
-    using T = scalar_t;
+    using T = typename decltype(tag)::type;
     const T* xp = x.data<T>();
     const T* gyp = gy.data<T>();
-    const int64_t rows = g.col_rows(), cols = g.col_cols();
-    const int64_t wsize = g.o * rows;
-    // acc += gy[n] @ col(x[n])^T
-    auto image = [&](int64_t n, std::vector<T>& col, T* acc) {
-      const T* src = xp + n * g.c * g.h * g.w;
-      if (!g.is_pointwise()) {
-        im2col(src, g, col.data());
-        src = col.data();
-      }
-      cpu_impl::gemm_rowmajor<T>(false, true, g.o, rows, cols, T(1), gyp + n * g.o * cols, cols, src,
-                            cols, T(1), acc, rows);
-    };
-    const size_t col_size = g.is_pointwise() ? 0 : rows * cols;
+    const int64_t rows = g.col_rows(), plane = g.plane(), wsize = g.o * rows;
+    const int threads = omp_get_max_threads();
+    std::vector<T> partial(static_cast<size_t>(threads) * wsize, T(0));
+#pragma omp parallel for schedule(static) num_threads(threads) if (grp.count > 1)
+    for (int64_t gi = 0; gi < grp.count; ++gi) {
+      const int64_t first = gi * grp.size, images = std::min(grp.size, g.n - first);
+      const int64_t cols = images * plane;
+      thread_local std::vector<T> col, gy_group;
+      col.resize(rows * cols);
+      gy_group.resize(g.o * cols);
+      for (int64_t img = 0; img < images; ++img)
+        im2col(xp + (first + img) * g.c * g.h * g.w, g, col.data() + img * plane, cols);
+      gather_group(gyp + first * g.o * plane, images, g.o, plane, gy_group.data());
+      // partial[thread] += gy_group @ col^T
+      cpu_impl::gemm_rowmajor<T>(false, true, g.o, rows, cols, T(1), gy_group.data(), cols,
+                                 col.data(), cols, T(1),
+                                 partial.data() + omp_get_thread_num() * wsize, rows);
+    }
     T* gwp = gw.data<T>();
     std::fill(gwp, gwp + wsize, T(0));
-    if (split_images(g.n)) {
-      // Per-thread partial sums, added in thread order: deterministic at a given thread count.
-      const int threads = omp_get_max_threads();
-      std::vector<T> partial(static_cast<size_t>(threads) * wsize, T(0));
-#pragma omp parallel num_threads(threads)
-      {
-        std::vector<T> col(col_size);
-        T* acc = partial.data() + omp_get_thread_num() * wsize;
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < g.n; ++n) image(n, col, acc);
-      }
-      for (int t = 0; t < threads; ++t)
-        for (int64_t i = 0; i < wsize; ++i) gwp[i] += partial[t * wsize + i];
-    } else {
-      std::vector<T> col(col_size);
-      for (int64_t n = 0; n < g.n; ++n) image(n, col, gwp);
-    }
+    for (int t = 0; t < threads; ++t)
+      for (int64_t i = 0; i < wsize; ++i) gwp[i] += partial[t * wsize + i];
   });
 }
 
