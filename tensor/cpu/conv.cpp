@@ -46,9 +46,12 @@ struct Grouping {
   int64_t size, count;
 };
 Grouping grouping(const ConvGeometry& g) {
+  // A multiple of the thread count of groups, each of about kGroupColumns columns, so that the
+  // threads get equal shares.
   const int64_t threads = omp_get_max_threads();
-  int64_t size = std::max<int64_t>(1, kGroupColumns / g.plane());
-  size = std::min(size, std::max<int64_t>(1, (g.n + threads - 1) / threads));
+  const int64_t wanted = std::max<int64_t>(1, g.n * g.plane() / kGroupColumns);
+  const int64_t count = std::min(g.n, (wanted + threads - 1) / threads * threads);
+  const int64_t size = (g.n + count - 1) / count;
   return {size, (g.n + size - 1) / size};
 }
 
