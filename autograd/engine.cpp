@@ -52,23 +52,23 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, bool re
     }
   }
 
-  // 2. With captures, keep only the nodes that lead to one (reverse topological sweep).
-  std::unordered_set<Node*> useful;
+  // 2. With captures, run only nodes that lead to a captured node through their inputs; a
+  //    captured node itself only receives its gradient (it is not run unless it leads to
+  //    another capture).
+  std::unordered_set<Node*> leads;
   const bool capturing = !captured.empty();
   if (capturing) {
     std::unordered_set<Node*> targets(captured.begin(), captured.end());
     // DFS order is not topological in general: sweep children-first until nothing changes.
     bool changed = true;
-    for (Node* n : order)
-      if (targets.count(n)) useful.insert(n);
     while (changed) {
       changed = false;
       for (auto it = order.rbegin(); it != order.rend(); ++it) {
         Node* n = *it;
-        if (useful.count(n)) continue;
+        if (leads.count(n)) continue;
         for (const auto& next : n->next_edges)
-          if (next && useful.count(next.get())) {
-            useful.insert(n);
+          if (next && (targets.count(next.get()) || leads.count(next.get()))) {
+            leads.insert(n);
             changed = true;
             break;
           }
@@ -88,8 +88,7 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, bool re
     TensorList grads;
     if (capturing && captured_grads && std::find(captured.begin(), captured.end(), n) != captured.end())
       (*captured_grads)[n] = g;
-    const bool is_accumulator = dynamic_cast<AccumulateGrad*>(n) != nullptr;
-    const bool run = g.defined() && (capturing ? useful.count(n) && !is_accumulator : true);
+    const bool run = g.defined() && (!capturing || leads.count(n));
     if (run) {
       grads = n->apply(g);
       if (!retain_graph) n->release();

@@ -139,6 +139,10 @@ Tensor resize_bilinear(const Tensor& x, int64_t h, int64_t w);
 // --- normalisation (norm.cpp, softmax.cpp) ------------------------------------------------------
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+// The same function composed from elementary ops: the reference the fused kernel is tested
+// against, and what create_graph differentiates.
+Tensor group_norm_composite(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
+                            const Tensor& bias = Tensor(), double eps = 1e-5);
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 // Training: batch statistics, and running_mean / running_var (if defined) are updated in place

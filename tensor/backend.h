@@ -71,6 +71,17 @@ class Backend {
   // Softmax (or log-softmax) of x along dim into out (same shape, contiguous).
   virtual void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) = 0;
 
+  // --- normalisation ----------------------------------------------------------------------------
+  // Group normalisation of contiguous x [N, C, *] in `groups` groups: mean and rstd [N, groups]
+  // (rstd = 1 / sqrt(var + eps), biased variance), y = (x - mean) * rstd * w + b; w, b [C] may
+  // be undefined.
+  virtual void group_norm(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
+                          double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) = 0;
+  // Its gradients; gx, gw, gb may each be undefined to skip them.
+  virtual void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w,
+                                   const Tensor& mean, const Tensor& rstd, int64_t groups,
+                                   const Tensor& gx, const Tensor& gw, const Tensor& gb) = 0;
+
   // --- linear algebra -------------------------------------------------------------------------
   // c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b] for 3-D a, b, c (batch, rows, cols);
   // op transposes when the flag is set. c is contiguous; a and b may have any strides.

@@ -24,6 +24,12 @@ class CpuBackend final : public Backend {
               const Tensor& out) override;
   void softmax(const Tensor& x, int64_t dim, bool log, const Tensor& out) override;
 
+  void group_norm(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups, double eps,
+                  const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
+  void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& mean,
+                           const Tensor& rstd, int64_t groups, const Tensor& gx, const Tensor& gw,
+                           const Tensor& gb) override;
+
   void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b,
             double beta, const Tensor& c) override;
 

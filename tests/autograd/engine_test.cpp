@@ -170,3 +170,21 @@ TEST(Engine, GradientPenaltyOfADiscriminatorMatchesFiniteDifferences) {
 
 }  // namespace
 }  // namespace diffkd
+
+namespace diffkd {
+namespace {
+
+// grad() with respect to an intermediate tensor must stop there: the graph above it stays intact
+// for a later backward.
+TEST(Engine, GradWithRespectToAnIntermediateLeavesTheGraphAboveIt) {
+  Tensor x = from_vector({1.5}, {1}, DType::F64).requires_grad_();
+  Tensor h = x * 2.0;
+  Tensor y = sum(h * h);
+  const Tensor gh = grad({y}, {h}, {}, /*retain_graph=*/false)[0];
+  EXPECT_DOUBLE_EQ(gh.item(), 6.0);  // 2h
+  sum(h * 3.0).backward();           // h's own graph still works
+  EXPECT_DOUBLE_EQ(x.grad().item(), 6.0);
+}
+
+}  // namespace
+}  // namespace diffkd
