@@ -78,7 +78,11 @@ TensorList AccumulateGrad::apply(const Tensor& grad) {
   if (!meta->grad.defined()) {
     // Detach unless building a higher-order graph; copy so later in-place updates of .grad
     // (optimisers) never write into a tensor the graph still uses.
-    meta->grad = GradMode::is_enabled() ? grad : grad.detach().clone_data();
+    // A gradient whose storage nothing else shares is taken as it is (the common case).
+    const bool sole_owner = grad.storage().use_count() == 1 && grad.is_contiguous();
+    meta->grad = GradMode::is_enabled() ? grad
+                 : sole_owner           ? grad.detach()
+                                        : grad.detach().clone_data();
   } else {
     meta->grad = add(meta->grad, grad);  // a new tensor: never in place
   }

@@ -16,6 +16,22 @@
 
 namespace diffkd {
 
+namespace {
+
+// Sums in f64 with 8 interleaved accumulators: vectorisable (a single accumulator would chain
+// every add on the previous one) and in a fixed order, hence deterministic.
+template <typename T, typename F>
+double lane_sum(int64_t n, F term) {
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) lanes[k] += term(i + k);
+  for (; i < n; ++i) lanes[i % 8] += term(i);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+}  // namespace
+
 void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
                             double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
   DK_CHECK(x.is_contiguous() && y.is_contiguous(), "group_norm: kernel needs contiguous tensors");
@@ -32,11 +48,11 @@ void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, i
     for (int64_t ng = 0; ng < n * groups; ++ng) {
       const T* xg = xp + ng * cg * hw;
       const int64_t d = cg * hw;
-      double s = 0;
-      for (int64_t i = 0; i < d; ++i) s += xg[i];
-      const double mu = s / d;
-      double ss = 0;
-      for (int64_t i = 0; i < d; ++i) ss += (xg[i] - mu) * (xg[i] - mu);
+      const double mu = lane_sum<T>(d, [&](int64_t i) { return static_cast<double>(xg[i]); }) / d;
+      const double ss = lane_sum<T>(d, [&](int64_t i) {
+        const double v = xg[i] - mu;
+        return v * v;
+      });
       const double r = 1.0 / std::sqrt(ss / d + eps);
       mp[ng] = static_cast<T>(mu);
       rp[ng] = static_cast<T>(r);
@@ -78,11 +94,9 @@ void CpuBackend::group_norm_backward(const Tensor& gy_in, const Tensor& x, const
         const int64_t ch = g * cg + k;
         const T* xs = xp + ng * d + k * hw;
         const T* gs = gyp + ng * d + k * hw;
-        double sx = 0, sg = 0;
-        for (int64_t i = 0; i < hw; ++i) {
-          sx += static_cast<double>(gs[i]) * xs[i];
-          sg += gs[i];
-        }
+        const double sx =
+            lane_sum<T>(hw, [&](int64_t i) { return static_cast<double>(gs[i]) * xs[i]; });
+        const double sg = lane_sum<T>(hw, [&](int64_t i) { return static_cast<double>(gs[i]); });
         ds[ng * cg + k] = sx;  // ng * cg + k == n_index * c + ch
         db[ng * cg + k] = sg;
         const double wc = wp ? wp[ch] : 1.0;

@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "tensor/cpu/cpu_backend.h"
+#include "tensor/cpu/vector_math.h"
 
 namespace diffkd {
 
@@ -195,8 +196,14 @@ void CpuBackend::softmax(const Tensor& x, int64_t dim, bool log, const Tensor& o
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < dim; ++d) outer *= x.size(d);
   for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
-  // x is made contiguous by the caller's view if needed; here we read through its strides.
   const Tensor xc = x.is_contiguous() ? x : x.clone_data();
+  if (inner == 1) {  // softmax over contiguous rows: the vectorised path
+    dispatch_float(x.dtype(), "softmax", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      cpu_impl::softmax_rows<T>(xc.data<T>(), out.data<T>(), outer, len, log);
+    });
+    return;
+  }
   dispatch_float(x.dtype(), "softmax", [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
     using T = scalar_t;
