@@ -20,10 +20,17 @@
 
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/cpu_backend.h"
+#include "tensor/cpu/packed_gemm.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace diffkd {
 
 namespace {
+
+namespace packed = cpu_impl::packed;
 
 constexpr int64_t kGroupColumns = 256;
 
@@ -144,6 +151,203 @@ void for_each_group(const Grouping& grp, int64_t n, Body body) {
   }
 }
 
+// --- f32 on the AVX-512 packed GEMM (packed_gemm.h) -----------------------------------------
+
+struct Scratch {
+  std::vector<float> buffer;
+  // 64-byte aligned storage of n floats.
+  float* get(size_t n) {
+    buffer.resize(n + 16);
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
+  }
+};
+
+// im2col of one column panel (kNR output pixels of the batch, starting at column col0) straight
+// into the packed B layout, where row r = (c, i, j) is kNR floats. For each kernel tap the
+// panel's kNR source offsets (image, ih, iw; -1 in the zero padding) are computed once; every
+// channel then reads them with two masked 16-lane gathers.
+void im2col_panel(const float* x, const ConvGeometry& g, int64_t col0, int64_t used,
+                  float* panel) {
+  constexpr int64_t kNR = packed::kNR;
+  const int64_t plane = g.plane(), hw = g.h * g.w, taps = g.kh * g.kw;
+  alignas(64) int32_t offsets[9 * kNR];
+  std::vector<int32_t> large;
+  int32_t* off = taps <= 9 ? offsets : (large.resize(taps * kNR), large.data());
+  for (int64_t i = 0; i < g.kh; ++i)
+    for (int64_t j = 0; j < g.kw; ++j)
+      for (int64_t lane = 0; lane < kNR; ++lane) {
+        int32_t o = -1;
+        if (lane < used) {
+          const int64_t jcol = col0 + lane, img = jcol / plane;
+          const int64_t oh = (jcol % plane) / g.ow, ow = jcol % g.ow;
+          const int64_t ih = oh * g.p.stride_h - g.p.pad_h + i;
+          const int64_t iw = ow * g.p.stride_w - g.p.pad_w + j;
+          if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w)
+            o = static_cast<int32_t>(img * g.c * hw + ih * g.w + iw);
+        }
+        off[(i * g.kw + j) * kNR + lane] = o;
+      }
+#if defined(__AVX512F__)
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t c = 0; c < g.c; ++c) {
+    const float* base = x + c * hw;
+    for (int64_t t = 0; t < taps; ++t) {
+      float* dst = panel + (c * taps + t) * kNR;
+      for (int64_t half = 0; half < kNR; half += 16) {
+        const __m512i idx = _mm512_loadu_si512(off + t * kNR + half);
+        const __mmask16 valid = _mm512_cmpge_epi32_mask(idx, zero);
+        _mm512_store_ps(dst + half, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, idx, base, 4));
+      }
+    }
+  }
+#else
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t t = 0; t < taps; ++t)
+      for (int64_t lane = 0; lane < kNR; ++lane) {
+        const int32_t o = off[t * kNR + lane];
+        panel[(c * taps + t) * kNR + lane] = o >= 0 ? x[c * hw + o] : 0.0f;
+      }
+#endif
+}
+
+// Stride-1 forward with no im2col at all. On the zero-padded input (Hp = H + 2 ph rows of
+// Wp = W + 2 pw), output pixel (oh, ow) at grid column q = oh * Wp + ow reads tap (i, j) of
+// channel c at  xpad[c, q + i * Wp + j]:  each tap is a constant shift of the grid, so the B
+// rows of a 32-column panel are read in place (gemm_shifted). Columns with ow >= OW are computed
+// and dropped (Wp / OW - 1 extra work: 7% at 28x28, 14% at 14x14, 29% at 7x7).
+void conv2d_forward_shifted(const Tensor& x, const Tensor& w, const Tensor& bias,
+                            const Tensor& y, const ConvGeometry& g) {
+  constexpr int64_t kNR = packed::kNR;
+  const int64_t rows = g.col_rows(), taps = g.kh * g.kw;
+  const int64_t hp = g.h + 2 * g.p.pad_h, wp = g.w + 2 * g.p.pad_w;
+  const int64_t grid = g.oh * wp, panel_count = packed::panels(grid);
+  // Every panel may read up to kNR - 1 columns past the grid, plus the largest shift.
+  const int64_t channel_size = hp * wp;
+  const int64_t image_size = g.c * channel_size;
+  const int64_t slack = panel_count * kNR - grid + kNR;
+  Scratch weight_scratch, input_scratch;
+  float* packed_w = weight_scratch.get(packed::packed_a_size(g.o, rows));
+  packed::pack_a(w.data<float>(), rows, false, g.o, rows, packed_w);
+  float* xpad = input_scratch.get(g.n * image_size + slack);
+  const float* xp = x.data<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < g.n * g.c; ++nc) {
+    float* dst = xpad + nc * channel_size;
+    const float* src = xp + nc * g.h * g.w;
+    std::fill(dst, dst + g.p.pad_h * wp, 0.0f);
+    for (int64_t h = 0; h < g.h; ++h) {
+      float* row = dst + (g.p.pad_h + h) * wp;
+      std::fill(row, row + g.p.pad_w, 0.0f);
+      std::copy(src + h * g.w, src + (h + 1) * g.w, row + g.p.pad_w);
+      std::fill(row + g.p.pad_w + g.w, row + wp, 0.0f);
+    }
+    std::fill(dst + (g.p.pad_h + g.h) * wp, dst + channel_size, 0.0f);
+  }
+  std::fill(xpad + g.n * image_size, xpad + g.n * image_size + slack, 0.0f);
+  std::vector<int64_t> offsets(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t c = r / taps, i = (r % taps) / g.kw, j = r % g.kw;
+    offsets[r] = c * channel_size + i * wp + j;
+  }
+  const float* bp = bias.defined() ? bias.data<float>() : nullptr;
+  float* yp = y.data<float>();
+  const int64_t plane = g.plane();
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < g.n; ++n) {
+    packed::gemm_shifted(
+        g.o, panel_count, rows, packed_w, xpad + n * image_size, offsets.data(),
+        [&](int64_t o0, int64_t q0, int64_t nr, int64_t, const float* tile) {
+          for (int64_t r = 0; r < nr; ++r) {
+            const float b = bp ? bp[o0 + r] : 0.0f;
+            float* out = yp + (n * g.o + o0 + r) * plane;
+            const float* src = tile + r * kNR;
+            // Grid columns q0 .. q0 + 31 -> (oh, ow) = (q / wp, q % wp), kept when ow < OW.
+            for (int64_t q = q0; q < std::min(q0 + kNR, grid);) {
+              const int64_t oh = q / wp, ow = q % wp;
+              const int64_t n_cols = std::min(q0 + kNR, (oh + 1) * wp) - q;
+              const int64_t keep = std::clamp<int64_t>(g.ow - ow, 0, n_cols);
+              for (int64_t t = 0; t < keep; ++t) out[oh * g.ow + ow + t] = src[q - q0 + t] + b;
+              q += n_cols;
+            }
+          }
+        });
+  }
+}
+
+// Forward as an implicit GEMM over column panels of the whole batch: each panel's im2col is
+// built in cache right before the micro-kernel consumes it; panels are split across threads.
+void conv2d_forward_packed(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y,
+                           const ConvGeometry& g) {
+  const int64_t rows = g.col_rows(), plane = g.plane(), total = g.n * plane;
+  constexpr int64_t kNR = packed::kNR;
+  Scratch weight_scratch;
+  float* packed_w = weight_scratch.get(packed::packed_a_size(g.o, rows));
+  packed::pack_a(w.data<float>(), rows, false, g.o, rows, packed_w);
+  const float* xp = x.data<float>();
+  const float* bp = bias.defined() ? bias.data<float>() : nullptr;
+  float* yp = y.data<float>();
+  const int64_t panel_count = packed::panels(total);
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < panel_count; ++p) {
+    const int64_t col0 = p * kNR, used = std::min(kNR, total - col0);
+    thread_local Scratch panel_scratch;
+    float* panel = panel_scratch.get(rows * kNR);
+    im2col_panel(xp, g, col0, used, panel);
+    // Tile rows o0.., panel columns -> y[img, o, pixel], in runs that stay within one image.
+    packed::gemm(g.o, used, rows, packed_w, panel,
+                 [&](int64_t o0, int64_t, int64_t nr, int64_t, const float* tile) {
+                   for (int64_t r = 0; r < nr; ++r) {
+                     const float b = bp ? bp[o0 + r] : 0.0f;
+                     for (int64_t lane = 0; lane < used;) {
+                       const int64_t jcol = col0 + lane, img = jcol / plane, pix = jcol % plane;
+                       const int64_t n = std::min(used - lane, plane - pix);
+                       float* dst = yp + (img * g.o + o0 + r) * plane + pix;
+                       const float* src = tile + r * kNR + lane;
+                       for (int64_t t = 0; t < n; ++t) dst[t] = src[t] + b;
+                       lane += n;
+                     }
+                   }
+                 });
+  }
+}
+
+// gW^T [K, O] = col [K, cols] @ gy_group^T [cols, O], summed over groups into per-thread
+// partials (added in thread order afterwards).
+void conv2d_backward_weight_packed(const Tensor& x, const Tensor& gy, const Tensor& gw,
+                                   const ConvGeometry& g, const Grouping& grp) {
+  const int64_t rows = g.col_rows(), plane = g.plane(), wsize = g.o * rows;
+  const float* xp = x.data<float>();
+  const float* gyp = gy.data<float>();
+  const int threads = omp_get_max_threads();
+  std::vector<float> partial(static_cast<size_t>(threads) * wsize, 0.0f);
+#pragma omp parallel for schedule(static) num_threads(threads) if (grp.count > 1)
+  for (int64_t gi = 0; gi < grp.count; ++gi) {
+    const int64_t first = gi * grp.size, images = std::min(grp.size, g.n - first);
+    const int64_t cols = images * plane;
+    thread_local Scratch col_scratch, gy_scratch, pa_scratch, pb_scratch;
+    float* col = col_scratch.get(rows * cols);
+    float* gy_group = gy_scratch.get(g.o * cols);
+    float* packed_col = pa_scratch.get(packed::packed_a_size(rows, cols));
+    float* packed_gy = pb_scratch.get(packed::packed_b_size(cols, g.o));
+    for (int64_t img = 0; img < images; ++img)
+      im2col(xp + (first + img) * g.c * g.h * g.w, g, col + img * plane, cols);
+    gather_group(gyp + first * g.o * plane, images, g.o, plane, gy_group);
+    packed::pack_a(col, cols, false, rows, cols, packed_col);
+    packed::pack_b_transposed(gy_group, cols, cols, g.o, packed_gy);
+    float* acc = partial.data() + omp_get_thread_num() * wsize;
+    packed::gemm(rows, g.o, cols, packed_col, packed_gy,
+                 [&](int64_t r0, int64_t o0, int64_t nr, int64_t nc, const float* tile) {
+                   for (int64_t r = 0; r < nr; ++r)
+                     for (int64_t c = 0; c < nc; ++c)
+                       acc[(o0 + c) * rows + r0 + r] += tile[r * packed::kNR + c];
+                 });
+  }
+  float* gwp = gw.data<float>();
+  std::fill(gwp, gwp + wsize, 0.0f);
+  for (int t = 0; t < threads; ++t)
+    for (int64_t i = 0; i < wsize; ++i) gwp[i] += partial[t * wsize + i];
+}
+
 }  // namespace
 
 void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
@@ -152,6 +356,11 @@ void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Te
   const Tensor bias = contiguous_or_copy(bias_in);
   const ConvGeometry g = geometry(x, w, y, p);
   const Grouping grp = grouping(g);
+  if (x.dtype() == DType::F32 && packed::available()) {
+    if (p.stride_h == 1 && p.stride_w == 1) conv2d_forward_shifted(x, w, bias, y, g);
+    else conv2d_forward_packed(x, w, bias, y, g);
+    return;
+  }
   dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* xp = x.data<T>();
@@ -232,6 +441,10 @@ void CpuBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& gy_in,
   DK_CHECK(gw.is_contiguous(), "conv2d_backward_weight: output must be contiguous");
   const ConvGeometry g = geometry(x, gw, gy, p);
   const Grouping grp = grouping(g);
+  if (x.dtype() == DType::F32 && packed::available()) {
+    conv2d_backward_weight_packed(x, gy, gw, g, grp);
+    return;
+  }
   dispatch_float(gw.dtype(), "conv2d_backward_weight", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* xp = x.data<T>();
