@@ -50,7 +50,6 @@ void pack_b_transposed(const float* bt, int64_t ldbt, int64_t k, int64_t n, floa
 
 bool available() { return true; }
 
-namespace {
 // The 12 x 32 register tile: 24 accumulators, two B vectors and one broadcast per step.
 void micro_kernel(int64_t k, const float* a, const float* b, float* tile) {
   __m512 c[kMR][2];
@@ -96,61 +95,25 @@ void micro_kernel_shifted(int64_t k, const float* a, const float* b, const int64
     _mm512_store_ps(tile + r * kNR + 16, c[r][1]);
   }
 }
-}  // namespace
-
-void gemm_shifted(int64_t m, int64_t panel_count, int64_t k, const float* packed_a,
-                  const float* b, const int64_t* row_offsets, const TileStore& store) {
-  alignas(64) float tile[kMR * kNR];
-  for (int64_t p = 0; p < panel_count; ++p)
-    for (int64_t blk = 0; blk < blocks(m); ++blk) {
-      micro_kernel_shifted(k, packed_a + blk * kMR * k, b + p * kNR, row_offsets, tile);
-      store(blk * kMR, p * kNR, std::min(kMR, m - blk * kMR), kNR, tile);
-    }
-}
-
-void gemm(int64_t m, int64_t n, int64_t k, const float* packed_a, const float* packed_b,
-          const TileStore& store) {
-  alignas(64) float tile[kMR * kNR];
-  for (int64_t p = 0; p < panels(n); ++p)
-    for (int64_t blk = 0; blk < blocks(m); ++blk) {
-      micro_kernel(k, packed_a + blk * kMR * k, packed_b + p * kNR * k, tile);
-      store(blk * kMR, p * kNR, std::min(kMR, m - blk * kMR), std::min(kNR, n - p * kNR), tile);
-    }
-}
 
 #else
 
 bool available() { return false; }
 
-void gemm_shifted(int64_t m, int64_t panel_count, int64_t k, const float* packed_a,
-                  const float* b, const int64_t* row_offsets, const TileStore& store) {
-  float tile[kMR * kNR];
-  for (int64_t p = 0; p < panel_count; ++p)
-    for (int64_t blk = 0; blk < blocks(m); ++blk) {
-      const float* a = packed_a + blk * kMR * k;
-      std::fill(tile, tile + kMR * kNR, 0.0f);
-      for (int64_t kk = 0; kk < k; ++kk)
-        for (int64_t r = 0; r < kMR; ++r)
-          for (int64_t c = 0; c < kNR; ++c)
-            tile[r * kNR + c] += a[kk * kMR + r] * b[row_offsets[kk] + p * kNR + c];
-      store(blk * kMR, p * kNR, std::min(kMR, m - blk * kMR), kNR, tile);
-    }
+void micro_kernel(int64_t k, const float* a, const float* b, float* tile) {
+  std::fill(tile, tile + kMR * kNR, 0.0f);
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t r = 0; r < kMR; ++r)
+      for (int64_t c = 0; c < kNR; ++c) tile[r * kNR + c] += a[kk * kMR + r] * b[kk * kNR + c];
 }
 
-void gemm(int64_t m, int64_t n, int64_t k, const float* packed_a, const float* packed_b,
-          const TileStore& store) {
-  // Portable reference of the same contract (used only by tests on non-AVX-512 builds).
-  float tile[kMR * kNR];
-  for (int64_t p = 0; p < panels(n); ++p)
-    for (int64_t blk = 0; blk < blocks(m); ++blk) {
-      const float* a = packed_a + blk * kMR * k;
-      const float* b = packed_b + p * kNR * k;
-      std::fill(tile, tile + kMR * kNR, 0.0f);
-      for (int64_t kk = 0; kk < k; ++kk)
-        for (int64_t r = 0; r < kMR; ++r)
-          for (int64_t c = 0; c < kNR; ++c) tile[r * kNR + c] += a[kk * kMR + r] * b[kk * kNR + c];
-      store(blk * kMR, p * kNR, std::min(kMR, m - blk * kMR), std::min(kNR, n - p * kNR), tile);
-    }
+void micro_kernel_shifted(int64_t k, const float* a, const float* b, const int64_t* offsets,
+                          float* tile) {
+  std::fill(tile, tile + kMR * kNR, 0.0f);
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t r = 0; r < kMR; ++r)
+      for (int64_t c = 0; c < kNR; ++c)
+        tile[r * kNR + c] += a[kk * kMR + r] * b[offsets[kk] + c];
 }
 
 #endif

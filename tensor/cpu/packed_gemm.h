@@ -12,7 +12,7 @@
 // available() says whether it was.
 
 #include <cstdint>
-#include <functional>
+#include <algorithm>
 
 namespace diffkd::cpu_impl::packed {
 
@@ -33,16 +33,37 @@ void pack_b(const float* b, int64_t ldb, int64_t k, int64_t n, float* packed);
 // Packs B = Bt^T from a row-major Bt (n x k, leading dim ldbt).
 void pack_b_transposed(const float* bt, int64_t ldbt, int64_t k, int64_t n, float* packed);
 
-// Tile callback: (row0, col0, rows, cols, tile) with tile[r * kNR + c] = C[row0 + r, col0 + c].
-using TileStore = std::function<void(int64_t, int64_t, int64_t, int64_t, const float*)>;
-// Computes every tile of C on the calling thread.
+// One register tile: tile[r * kNR + c] = sum_kk a[kk * kMR + r] * b[kk * kNR + c].
+void micro_kernel(int64_t k, const float* a, const float* b, float* tile);
+// The same with B rows read in place: row kk is the kNR floats at b + offsets[kk] (unaligned).
+void micro_kernel_shifted(int64_t k, const float* a, const float* b, const int64_t* offsets,
+                          float* tile);
+
+// Computes every tile of C on the calling thread and hands each to
+// store(row0, col0, rows, cols, tile), tile[r * kNR + c] = C[row0 + r, col0 + c].
+template <typename Store>
 void gemm(int64_t m, int64_t n, int64_t k, const float* packed_a, const float* packed_b,
-          const TileStore& store);
+          Store&& store) {
+  alignas(64) float tile[kMR * kNR];
+  for (int64_t p = 0; p < panels(n); ++p)
+    for (int64_t blk = 0; blk < blocks(m); ++blk) {
+      micro_kernel(k, packed_a + blk * kMR * k, packed_b + p * kNR * k, tile);
+      store(blk * kMR, p * kNR, std::min(kMR, m - blk * kMR), std::min(kNR, n - p * kNR), tile);
+    }
+}
 
 // The same product with B read in place instead of packed: row kk of column panel p is the kNR
-// floats at b + row_offsets[kk] + p * kNR (unaligned, all readable). Stride-1 convolutions use
-// it on a zero-padded input, where every kernel tap is a constant shift (conv.cpp).
+// floats at b + row_offsets[kk] + p * kNR (all readable). Stride-1 convolutions use it on a
+// zero-padded input, where every kernel tap is a constant shift (conv.cpp).
+template <typename Store>
 void gemm_shifted(int64_t m, int64_t panel_count, int64_t k, const float* packed_a,
-                  const float* b, const int64_t* row_offsets, const TileStore& store);
+                  const float* b, const int64_t* row_offsets, Store&& store) {
+  alignas(64) float tile[kMR * kNR];
+  for (int64_t p = 0; p < panel_count; ++p)
+    for (int64_t blk = 0; blk < blocks(m); ++blk) {
+      micro_kernel_shifted(k, packed_a + blk * kMR * k, b + p * kNR, row_offsets, tile);
+      store(blk * kMR, p * kNR, std::min(kMR, m - blk * kMR), kNR, tile);
+    }
+}
 
 }  // namespace diffkd::cpu_impl::packed
