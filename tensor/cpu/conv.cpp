@@ -321,12 +321,13 @@ void conv2d_forward_packed(const Tensor& x, const Tensor& w, const Tensor& bias,
 //   gW[o, (c, i, j)] = sum_n sum_q gy_grid[n, o, q] * xpad[n, c, q + i * Wp + j]
 // where gy_grid is gy laid out on the grid (OH rows of Wp, zero in the columns ow >= OW).
 // Each entry is a dot product along q of two contiguous rows. A register block of 4 output
-// channels x 6 taps keeps 24 vector accumulators; images are taken in chunks that fit in cache,
+// channels x 5 taps keeps 20 vector accumulators (5 input vectors and one gy vector besides: 26
+// of the 32 registers); images are taken in chunks that fit in cache,
 // with the block's 16-lane partial sums parked in memory between chunks and reduced at the end.
 // Images are split across threads; the per-thread sums are added in thread order.
 void conv2d_backward_weight_shifted(const Tensor& x, const Tensor& gy, const Tensor& gw,
                                     const ConvGeometry& g) {
-  constexpr int64_t kO = 4, kR = 6, kLanes = 16;
+  constexpr int64_t kO = 4, kR = 5, kLanes = 16;
   const int64_t rows = g.col_rows(), taps = g.kh * g.kw;
   const int64_t hp = g.h + 2 * g.p.pad_h, wp = g.w + 2 * g.p.pad_w;
   const int64_t channel_size = hp * wp, image_size = g.c * channel_size;
@@ -371,9 +372,9 @@ void conv2d_backward_weight_shifted(const Tensor& x, const Tensor& gy, const Ten
       for (int64_t bo = 0; bo < blocks_o; ++bo)
         for (int64_t br = 0; br < blocks_r; ++br) {
           __m512 sum[kO][kR];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int64_t a = 0; a < kO; ++a)
-#pragma GCC unroll 6
+#pragma GCC unroll 8
             for (int64_t b = 0; b < kR; ++b)
               sum[a][b] = c0 == first ? _mm512_setzero_ps()
                                       : _mm512_loadu_ps(acc + ((bo * kO + a) * r_pad + br * kR + b) * kLanes);
@@ -381,23 +382,25 @@ void conv2d_backward_weight_shifted(const Tensor& x, const Tensor& gy, const Ten
             const float* gyn = gyg + (n * o_pad + bo * kO) * grid_pad;
             const float* xn = xpad + n * image_size;
             const float* xr[kR];
-#pragma GCC unroll 6
+#pragma GCC unroll 8
             for (int64_t b = 0; b < kR; ++b) xr[b] = xn + offsets[br * kR + b];
             for (int64_t q = 0; q < grid_pad; q += kLanes) {
-              __m512 gv[kO];
-#pragma GCC unroll 4
-              for (int64_t a = 0; a < kO; ++a) gv[a] = _mm512_loadu_ps(gyn + a * grid_pad + q);
-#pragma GCC unroll 6
-              for (int64_t b = 0; b < kR; ++b) {
-                const __m512 xv = _mm512_loadu_ps(xr[b] + q);
-#pragma GCC unroll 4
-                for (int64_t a = 0; a < kO; ++a) sum[a][b] = _mm512_fmadd_ps(gv[a], xv, sum[a][b]);
+              // kR input vectors stay in registers; each gy vector is loaded once and used kR
+              // times: kO + kR loads for kO * kR multiply-adds.
+              __m512 xv[kR];
+#pragma GCC unroll 8
+              for (int64_t b = 0; b < kR; ++b) xv[b] = _mm512_loadu_ps(xr[b] + q);
+#pragma GCC unroll 8
+              for (int64_t a = 0; a < kO; ++a) {
+                const __m512 gv = _mm512_loadu_ps(gyn + a * grid_pad + q);
+#pragma GCC unroll 8
+                for (int64_t b = 0; b < kR; ++b) sum[a][b] = _mm512_fmadd_ps(gv, xv[b], sum[a][b]);
               }
             }
           }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
           for (int64_t a = 0; a < kO; ++a)
-#pragma GCC unroll 6
+#pragma GCC unroll 8
             for (int64_t b = 0; b < kR; ++b)
               _mm512_storeu_ps(acc + ((bo * kO + a) * r_pad + br * kR + b) * kLanes, sum[a][b]);
         }
