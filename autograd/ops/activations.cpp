@@ -8,7 +8,7 @@
 // Masks are constants; everything else is written with differentiable ops, so second
 // derivatives exist (WGAN-GP differentiates through leaky_relu).
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

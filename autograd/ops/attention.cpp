@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

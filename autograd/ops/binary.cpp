@@ -11,7 +11,7 @@
 //   maximum: ga = g * [a > b] + g/2 * [a == b],  gb = g - ga   (minimum alike)
 //   where:   ga = g * cond,   gb = g * (1 - cond)
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

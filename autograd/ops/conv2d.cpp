@@ -11,7 +11,7 @@
 // so gradients of any order exist (WGAN-GP needs the second). The bias gradient is
 // sum over (N, H, W).
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

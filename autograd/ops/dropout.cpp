@@ -2,7 +2,7 @@
 // from the generator's Philox stream, so a run's masks follow from its seed. gx = g * m / (1-p)
 // through mul.
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -3,7 +3,7 @@
 //   index_add_to_zeros: gsrc = index_select(g, dim, index)
 // Each is the other's backward, so gradients of any order flow.
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -2,7 +2,7 @@
 //   concat: each input's gradient is its narrow of g     stack = unsqueeze + concat
 //   pad:    gx = the interior slice of g (padding gets no gradient)
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -6,7 +6,7 @@
 // Reductions: Mean (over all elements), Sum, BatchMean (sum / N, kl_div's mathematically
 // correct choice), None.
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -3,7 +3,7 @@
 //   bmm:    ga = g @ b^T,   gb = a^T @ g
 //   linear: y = x @ w^T + b
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

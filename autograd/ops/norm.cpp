@@ -7,7 +7,7 @@
 //   normalize: x / max(||x||_2, eps) along dim
 // Variances are biased (divide by n) inside the normalisation, as in all three papers.
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 
@@ -34,16 +34,24 @@ void check_param(const char* op, const Tensor& p, int64_t n, const char* name) {
              " elements");
 }
 
-}  // namespace
-
-Tensor group_norm_composite(const Tensor& x, int64_t groups, const Tensor& weight,
-                            const Tensor& bias, double eps) {
+void check_group_norm_args(const Tensor& x, int64_t groups, const Tensor& weight,
+                           const Tensor& bias) {
   DK_CHECK(x.dim() >= 2, "group_norm: expected [N, C, ...], got ", shape_str(x.shape()));
-  const int64_t n = x.size(0), c = x.size(1);
+  const int64_t c = x.size(1);
   DK_CHECK(groups > 0 && c % groups == 0, "group_norm: ", c, " channels of ",
            shape_str(x.shape()), " do not split into ", groups, " groups");
   check_param("group_norm", weight, c, "weight");
   check_param("group_norm", bias, c, "bias");
+  if (weight.defined()) check_compatible("group_norm", x, weight);
+  if (bias.defined()) check_compatible("group_norm", x, bias);
+}
+
+}  // namespace
+
+Tensor group_norm_composite(const Tensor& x, int64_t groups, const Tensor& weight,
+                            const Tensor& bias, double eps) {
+  check_group_norm_args(x, groups, weight, bias);
+  const int64_t n = x.size(0), c = x.size(1);
   Tensor xg = reshape(x, {n, groups, -1});  // [N, G, C/G * spatial]
   Tensor mu = mean(xg, {2}, true);
   Tensor centred = xg - mu;
@@ -58,14 +66,8 @@ Tensor group_norm_composite(const Tensor& x, int64_t groups, const Tensor& weigh
 // differentiating the composite instead.
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
-  DK_CHECK(x.dim() >= 2, "group_norm: expected [N, C, ...], got ", shape_str(x.shape()));
-  const int64_t n = x.size(0), c = x.size(1);
-  DK_CHECK(groups > 0 && c % groups == 0, "group_norm: ", c, " channels of ",
-           shape_str(x.shape()), " do not split into ", groups, " groups");
-  check_param("group_norm", weight, c, "weight");
-  check_param("group_norm", bias, c, "bias");
-  if (weight.defined()) check_compatible("group_norm", x, weight);
-  if (bias.defined()) check_compatible("group_norm", x, bias);
+  check_group_norm_args(x, groups, weight, bias);
+  const int64_t n = x.size(0);
   const Tensor xc = x.is_contiguous() ? x : x.clone_data();
   const Tensor w = weight.defined() && !weight.is_contiguous() ? weight.clone_data() : weight;
   const Tensor b = bias.defined() && !bias.is_contiguous() ? bias.clone_data() : bias;

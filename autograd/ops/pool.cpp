@@ -4,7 +4,7 @@
 //   max_pool2d: gx = g routed to each window's argmax. This gradient is not differentiable again
 //               (no method here needs it); asking for it throws.
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -3,7 +3,7 @@
 // is its adjoint kernel, and the adjoint's backward is the forward again, so gradients of any
 // order flow.
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -3,7 +3,7 @@
 //   softmax:     gx = y * (g - sum(g * y, dim))
 //   log_softmax: gx = g - exp(y) * sum(g, dim)
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -8,7 +8,7 @@
 
 #include <limits>
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

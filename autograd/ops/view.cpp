@@ -5,7 +5,7 @@
 //   slice:    gx = zeros(x.shape) with g written into the slice (slice_backward below, whose
 //             own backward is slice again, so higher-order gradients flow).
 
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd {
 

@@ -1,5 +1,6 @@
 #pragma once
-// Helpers shared by the op files: allocation of outputs and raw (history-free) views.
+// Helpers shared by the op files in autograd/ops/: allocation of outputs and raw (history-free)
+// views, operand checks.
 
 #include "autograd/node.h"
 #include "autograd/ops.h"

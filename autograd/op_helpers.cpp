@@ -1,4 +1,4 @@
-#include "autograd/ops/common.h"
+#include "autograd/op_helpers.h"
 
 namespace diffkd::ops {
 
