@@ -1,16 +1,21 @@
 // Batched GEMM on the CPU: c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b].
-// Through OpenBLAS when it is found at run time (blas.cpp; measured faster here, see
-// bench/RESULTS.md), otherwise through Eigen. Both use OpenMP threads: OpenBLAS's OpenMP build
-// runs single-threaded inside our parallel regions, so the two never oversubscribe the cores.
+// f32 runs on our packed AVX-512 micro-kernel where it is built (packed_gemm.h, measured fastest
+// here, see bench/RESULTS.md); f64 and CPUs without AVX-512 go through Eigen; OpenBLAS is used
+// instead of both when asked for with DIFFKD_GEMM=openblas (blas.cpp). All use OpenMP threads;
+// OpenBLAS's OpenMP build runs single-threaded inside our parallel regions, so nothing
+// oversubscribes the cores.
 // Operands may be strided; a matrix with a unit stride in either dim is passed without a copy.
 
 #include <omp.h>
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/cpu_backend.h"
-
+#include "tensor/cpu/packed_gemm.h"
 
 namespace diffkd {
 
@@ -36,10 +41,63 @@ MatrixArg as_matrix(const Tensor& t, bool trans) {
 }  // namespace
 
 namespace cpu_impl {
+
+namespace {
+
+// f32 through the packed AVX-512 micro-kernel (packed_gemm.h): both operands packed, then
+// 12 x 32 register tiles, in parallel when the product is large and we are not already inside a
+// parallel region. Each C entry is one tile's full-k sum, so results do not depend on threads.
+bool gemm_packed(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  // Packing costs O(mk + kn) on one thread: worth it only for large products (measured: slower
+  // than Eigen at the UNet's conv-sized and attention-sized products, faster at 512^3).
+  if (!packed::available() || std::min({m, n, k}) < 128 || omp_in_parallel()) return false;
+  thread_local std::vector<float> a_store, b_store;
+  auto aligned = [](std::vector<float>& v, int64_t size) {
+    v.resize(size + 16);
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t{63});
+  };
+  float* pa = aligned(a_store, packed::packed_a_size(m, k));
+  float* pb = aligned(b_store, packed::packed_b_size(k, n));
+  packed::pack_a(a, lda, ta, m, k, pa);
+  if (tb) packed::pack_b_transposed(b, ldb, k, n, pb);
+  else packed::pack_b(b, ldb, k, n, pb);
+  const int64_t blocks = packed::blocks(m), tiles = packed::panels(n) * blocks;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t p = t / blocks, blk = t % blocks;
+    alignas(64) float tile[packed::kMR * packed::kNR];
+    packed::micro_kernel(k, pa + blk * packed::kMR * k, pb + p * packed::kNR * k, tile);
+    const int64_t r0 = blk * packed::kMR, c0 = p * packed::kNR;
+    const int64_t rows = std::min(packed::kMR, m - r0), cols = std::min(packed::kNR, n - c0);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* out = c + (r0 + r) * ldc + c0;
+      const float* src = tile + r * packed::kNR;
+      if (beta == 0.0f) {  // C may be uninitialised: never read it
+        for (int64_t j = 0; j < cols; ++j) out[j] = alpha * src[j];
+      } else {
+        for (int64_t j = 0; j < cols; ++j) out[j] = alpha * src[j] + beta * out[j];
+      }
+    }
+  }
+  return true;
+}
+
+template <typename T>
+bool gemm_fast(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (gemm_openblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return true;
+  if constexpr (std::is_same_v<T, float>)
+    return gemm_packed(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  return false;
+}
+
+}  // namespace
+
 template <typename T>
 void gemm_rowmajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                    int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  if (gemm_openblas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+  if (gemm_fast(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using CMap = Eigen::Map<const Mat, 0, Eigen::OuterStride<>>;
   Eigen::Map<Mat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));

@@ -4,6 +4,7 @@
 //   u32 ndim, i64 shape[ndim], raw little-endian row-major data.
 // Parameters of a case are tensors named "param.*".
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
