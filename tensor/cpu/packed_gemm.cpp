@@ -50,13 +50,17 @@ void pack_b_transposed(const float* bt, int64_t ldbt, int64_t k, int64_t n, floa
 
 bool available() { return true; }
 
+namespace {
 // The 12 x 32 register tile: 24 accumulators, two B vectors and one broadcast per step.
-void micro_kernel(int64_t k, const float* a, const float* b, float* tile) {
+// row(kk) gives the 32 floats of B's row kk (packed, or in place for the shifted variant).
+template <typename Row>
+void tile_kernel(int64_t k, const float* a, Row row, float* tile) {
   __m512 c[kMR][2];
 #pragma GCC unroll 12
   for (int r = 0; r < kMR; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
   for (int64_t kk = 0; kk < k; ++kk) {
-    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+    const float* b = row(kk);
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 12
     for (int r = 0; r < kMR; ++r) {
       const __m512 av = _mm512_set1_ps(a[r]);
@@ -64,7 +68,6 @@ void micro_kernel(int64_t k, const float* a, const float* b, float* tile) {
       c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
     }
     a += kMR;
-    b += kNR;
   }
 #pragma GCC unroll 12
   for (int r = 0; r < kMR; ++r) {
@@ -72,28 +75,15 @@ void micro_kernel(int64_t k, const float* a, const float* b, float* tile) {
     _mm512_store_ps(tile + r * kNR + 16, c[r][1]);
   }
 }
-// The same tile with B rows read in place at b + offsets[kk].
+}  // namespace
+
+void micro_kernel(int64_t k, const float* a, const float* b, float* tile) {
+  tile_kernel(k, a, [b](int64_t kk) { return b + kk * kNR; }, tile);
+}
+
 void micro_kernel_shifted(int64_t k, const float* a, const float* b, const int64_t* offsets,
                           float* tile) {
-  __m512 c[kMR][2];
-#pragma GCC unroll 12
-  for (int r = 0; r < kMR; ++r) c[r][0] = c[r][1] = _mm512_setzero_ps();
-  for (int64_t kk = 0; kk < k; ++kk) {
-    const float* row = b + offsets[kk];
-    const __m512 b0 = _mm512_loadu_ps(row), b1 = _mm512_loadu_ps(row + 16);
-#pragma GCC unroll 12
-    for (int r = 0; r < kMR; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
-      c[r][0] = _mm512_fmadd_ps(av, b0, c[r][0]);
-      c[r][1] = _mm512_fmadd_ps(av, b1, c[r][1]);
-    }
-    a += kMR;
-  }
-#pragma GCC unroll 12
-  for (int r = 0; r < kMR; ++r) {
-    _mm512_store_ps(tile + r * kNR, c[r][0]);
-    _mm512_store_ps(tile + r * kNR + 16, c[r][1]);
-  }
+  tile_kernel(k, a, [b, offsets](int64_t kk) { return b + offsets[kk]; }, tile);
 }
 
 #else
