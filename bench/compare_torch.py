@@ -89,6 +89,24 @@ def attention_case(backward):
     return run
 
 
+def elementwise_case(kind):
+    a = torch.randn(BATCH, 32, 28, 28, requires_grad=(kind == "silu_bwd"))
+    b = torch.randn(BATCH, 32, 28, 28) if kind == "add" else torch.randn(1, 32, 1, 1)
+    gy = torch.randn(BATCH, 32, 28, 28)
+
+    def run():
+        if kind == "silu_bwd":
+            F.silu(a).backward(gy)
+            a.grad = None
+            return
+        with torch.no_grad():
+            if kind == "silu":
+                F.silu(a)
+            else:
+                a + b
+    return run
+
+
 # (our Google Benchmark name, label, torch workload)
 CASES = []
 for i, (c, s) in enumerate(LEVELS):
@@ -107,6 +125,11 @@ for i, (c, s) in enumerate(LEVELS):
 for rows, length in [(256, 49), (64, 196)]:
     CASES.append((f"BM_SoftmaxForward/{rows}/{length}/real_time",
                   f"softmax [{rows},{length},{length}]", softmax_case(rows, length)))
+for name, label, kind in [("BM_AddSameShape", "add [64,32,28,28]", "add"),
+                          ("BM_AddChannelBroadcast", "add [64,32,28,28] + [1,32,1,1]", "bias"),
+                          ("BM_SiluForward", "silu fwd [64,32,28,28]", "silu"),
+                          ("BM_SiluForwardBackward", "silu fwd+bwd [64,32,28,28]", "silu_bwd")]:
+    CASES.append((f"{name}/real_time", label, elementwise_case(kind)))
 CASES.append(("BM_AttentionForward/real_time", "attention fwd b64 h4 l49 d32", attention_case(False)))
 CASES.append(("BM_AttentionForwardBackward/real_time", "attention fwd+bwd b64 h4 l49 d32",
               attention_case(True)))

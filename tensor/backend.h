@@ -25,7 +25,10 @@ enum class UnaryOp {
   Positive,   // 1 if x > 0 else 0         (relu's gradient mask)
 };
 
-enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Lt, Gt };
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Lt, Gt,
+  SiluBackward,  // (x, g) -> g * silu'(x), silu's first-order gradient in one pass
+};
 
 enum class ReduceOp { Sum, Max, Min };
 

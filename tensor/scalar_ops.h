@@ -95,4 +95,12 @@ struct Eq { template <typename T> DK_HOST_DEVICE T operator()(T a, T b) const { 
 struct Lt { template <typename T> DK_HOST_DEVICE T operator()(T a, T b) const { return a < b ? T(1) : T(0); } };
 struct Gt { template <typename T> DK_HOST_DEVICE T operator()(T a, T b) const { return a > b ? T(1) : T(0); } };
 
+// silu'(x) = s (1 + x (1 - s)), s = sigmoid(x); applied to the upstream gradient g.
+struct SiluBackward {
+  template <typename T> DK_HOST_DEVICE T operator()(T x, T g) const {
+    const T s = T(1) / (T(1) + std::exp(-x));
+    return g * s * (T(1) + x * (T(1) - s));
+  }
+};
+
 }  // namespace diffkd::scalar

@@ -3,7 +3,7 @@
 //   leaky_relu:  gx = g * ([x > 0] + s [x <= 0])
 //   sigmoid:     gx = g * out (1 - out)
 //   tanh:        gx = g * (1 - out^2)
-//   silu = x sigmoid(x):  gx = g * (s + x s (1 - s)),  s = sigmoid(x)
+//   silu = x sigmoid(x):  gx = g * (s + x s (1 - s)),  s = sigmoid(x)  (fused for first order)
 //   softplus = log(1 + e^x):  gx = g * sigmoid(x)
 // Masks are constants; everything else is written with differentiable ops, so second
 // derivatives exist (WGAN-GP differentiates through leaky_relu).
@@ -52,8 +52,13 @@ Tensor tanh(const Tensor& x) {
 
 Tensor silu(const Tensor& x) {
   return record("silu", {x}, apply(UnaryOp::Silu, x), [x](const GradContext& c) {
-    Tensor s = sigmoid(x);
-    return TensorList{mul(c.grad, s + x * s * (1.0 - s))};
+    if (GradMode::is_enabled()) {  // create_graph: the composed formula, differentiable again
+      Tensor s = sigmoid(x);
+      return TensorList{mul(c.grad, s + x * s * (1.0 - s))};
+    }
+    Tensor gx = empty_like(x);  // the same formula in one fused pass
+    be(x).binary(BinaryOp::SiluBackward, x, c.grad, gx);
+    return TensorList{gx};
   });
 }
 

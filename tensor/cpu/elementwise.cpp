@@ -183,6 +183,20 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double a,
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   check_same_shape("binary", a, out);
   check_same_shape("binary", b, out);
+  if (op == BinaryOp::SiluBackward && a.is_contiguous() && b.is_contiguous() &&
+      out.is_contiguous()) {
+    // Transcendental: Eigen's vectorised exp, in parallel chunks.
+    dispatch_float(out.dtype(), "binary", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const int64_t n = out.numel();
+      constexpr int64_t kChunk = 16384;
+#pragma omp parallel for schedule(static) if (n > 2 * kChunk)
+      for (int64_t start = 0; start < n; start += kChunk)
+        cpu_impl::vector_binary<T>(op, a.data<T>() + start, b.data<T>() + start,
+                                   out.data<T>() + start, std::min(kChunk, n - start));
+    });
+    return;
+  }
   dispatch_float(out.dtype(), "binary", [&](auto tag) {
     using scalar_t = typename decltype(tag)::type;
     using T = scalar_t;
@@ -197,6 +211,7 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
       case BinaryOp::Eq: return binary_loop<T>(a, b, out, scalar::Eq{});
       case BinaryOp::Lt: return binary_loop<T>(a, b, out, scalar::Lt{});
       case BinaryOp::Gt: return binary_loop<T>(a, b, out, scalar::Gt{});
+      case BinaryOp::SiluBackward: return binary_loop<T>(a, b, out, scalar::SiluBackward{});
     }
   });
 }

@@ -20,6 +20,21 @@ bool vector_unary(UnaryOp op, const T* in_ptr, T* out_ptr, int64_t n) {
 }
 
 template <typename T>
+bool vector_binary(BinaryOp op, const T* a_ptr, const T* b_ptr, T* out_ptr, int64_t n) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+  Eigen::Map<const Array> a(a_ptr, n), b(b_ptr, n);
+  Eigen::Map<Array> y(out_ptr, n);
+  switch (op) {
+    case BinaryOp::SiluBackward: {  // a = x, b = g: g * s * (1 + x (1 - s))
+      const Array s = T(1) / (T(1) + (-a).exp());
+      y = b * s * (T(1) + a * (T(1) - s));
+      return true;
+    }
+    default: return false;
+  }
+}
+
+template <typename T>
 void softmax_rows(const T* x_ptr, T* y_ptr, int64_t rows, int64_t len, bool log) {
   using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
 #pragma omp parallel for schedule(static) if (rows * len > 32768)
@@ -40,6 +55,8 @@ void softmax_rows(const T* x_ptr, T* y_ptr, int64_t rows, int64_t len, bool log)
 
 template bool vector_unary<float>(UnaryOp, const float*, float*, int64_t);
 template bool vector_unary<double>(UnaryOp, const double*, double*, int64_t);
+template bool vector_binary<float>(BinaryOp, const float*, const float*, float*, int64_t);
+template bool vector_binary<double>(BinaryOp, const double*, const double*, double*, int64_t);
 template void softmax_rows<float>(const float*, float*, int64_t, int64_t, bool);
 template void softmax_rows<double>(const double*, double*, int64_t, int64_t, bool);
 

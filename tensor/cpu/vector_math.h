@@ -14,6 +14,10 @@ namespace diffkd::cpu_impl {
 template <typename T>
 bool vector_unary(UnaryOp op, const T* in, T* out, int64_t n);
 
+// out[i] = op(a[i], b[i]) for the binary ops listed in the .cpp; false if op is not one of them.
+template <typename T>
+bool vector_binary(BinaryOp op, const T* a, const T* b, T* out, int64_t n);
+
 // Softmax (or log-softmax) of each contiguous row of length len.
 template <typename T>
 void softmax_rows(const T* x, T* y, int64_t rows, int64_t len, bool log);
