@@ -1,11 +1,18 @@
 #pragma once
-// Subcommands of the diffkd CLI, one file each in apps/.
+// Subcommands of the diffkd CLI, one file each in apps/. Each add_*_command registers its flags
+// and the function that runs it; run_selected runs the one the user chose.
 
 #include <CLI/CLI.hpp>
+#include <functional>
 
 namespace diffkd::apps {
 
+// Registers `run` as what the subcommand `command` does.
+void on_run(CLI::App* command, std::function<int()> run);
+
 void add_demo_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+
 // Runs whichever subcommand was selected; returns the exit code.
 int run_selected(CLI::App& app);
 

@@ -114,11 +114,7 @@ void add_demo_command(CLI::App& app) {
   demo->add_option("--lr", demo_options.lr, "learning rate")->capture_default_str();
   demo->add_option("--points", demo_options.points, "number of data points")->capture_default_str();
   demo->add_option("--seed", demo_options.seed, "random seed")->capture_default_str();
-}
-
-int run_selected(CLI::App& app) {
-  if (app.got_subcommand("demo")) return run_demo();
-  return 0;
+  on_run(demo, run_demo);
 }
 
 }  // namespace diffkd::apps

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("diffkd ") + DIFFKD_VERSION);
   app.require_subcommand(0, 1);
   diffkd::apps::add_demo_command(app);
+  diffkd::apps::add_info_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -59,6 +59,7 @@ Tensor pow(const Tensor& x, double exponent);
 Tensor clamp(const Tensor& x, double lo, double hi);
 Tensor clamp_min(const Tensor& x, double lo);
 Tensor sign(const Tensor& x);  // no gradient
+Tensor to_dtype(const Tensor& x, DType dtype);  // f32 <-> f64 cast (x itself if already dtype)
 Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor silu(const Tensor& x);

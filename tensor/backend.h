@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/optimizer_math.h"
 #include "tensor/tensor.h"
 
 namespace diffkd {
@@ -125,6 +126,13 @@ class Backend {
   // out.index_add_(dim, index, src): out[.., index[i], ..] += src[.., i, ..]
   virtual void index_add(const Tensor& out, int64_t dim, const Tensor& index,
                          const Tensor& src) = 0;
+
+  // --- optimiser updates, in place (operands contiguous, same shape, dtype and device) ---------
+  // One Adam/AdamW step (tensor/optimizer_math.h) of param, with its moments exp_avg, exp_avg_sq.
+  virtual void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                           const Tensor& exp_avg_sq, const AdamHyper& h) = 0;
+  // y = a * x + b * y (EMA of weights, momentum buffers).
+  virtual void axpby(double a, const Tensor& x, double b, const Tensor& y) = 0;
 };
 
 // The backend for a device; throws diffkd::Error if none is compiled in.

@@ -8,11 +8,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define DK_HOST_DEVICE __host__ __device__
-#else
-#define DK_HOST_DEVICE
-#endif
+#include "tensor/host_device.h"
 
 namespace diffkd::philox {
 

@@ -1,5 +1,5 @@
 // Elementwise math: neg, affine (scalar + - * /), exp, log, sqrt, rsqrt, abs, square, pow with a
-// scalar exponent, clamp, sign.
+// scalar exponent, clamp, sign, to_dtype.
 //   neg:    gx = -g                    affine(x; a, b) = a x + b:  gx = a g
 //   exp:    gx = g * out               log:   gx = g / x
 //   sqrt:   gx = g / (2 out)           rsqrt: gx = -g out^3 / 2
@@ -76,6 +76,19 @@ Tensor abs(const Tensor& x) {
 }
 
 Tensor sign(const Tensor& x) { return constant_of(UnaryOp::Sign, x); }
+
+// to_dtype: gx = to_dtype(g, dtype of x), the cast back.
+Tensor to_dtype(const Tensor& x, DType dtype) {
+  DK_CHECK(x.defined(), "to_dtype: undefined tensor");
+  if (x.dtype() == dtype) return x;
+  DK_CHECK(is_floating(dtype) && is_floating(x.dtype()), "to_dtype: ", dtype_name(x.dtype()),
+           " -> ", dtype_name(dtype), " is not differentiable; only f32 <-> f64 is supported");
+  Tensor out = Tensor::empty(x.shape(), dtype, x.device());
+  be(x).copy(x, out);
+  const DType from = x.dtype();
+  return record("to_dtype", {x}, out,
+                [from](const GradContext& c) { return TensorList{to_dtype(c.grad, from)}; });
+}
 
 Tensor square(const Tensor& x) {
   return record("square", {x}, unary_forward(UnaryOp::Square, x),

@@ -54,6 +54,10 @@ class CpuBackend final : public Backend {
 
   void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) override;
   void index_add(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+
+  void adam_update(const Tensor& param, const Tensor& grad, const Tensor& exp_avg,
+                   const Tensor& exp_avg_sq, const AdamHyper& h) override;
+  void axpby(double a, const Tensor& x, double b, const Tensor& y) override;
 };
 
 CpuBackend& cpu_backend();

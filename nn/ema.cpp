@@ -1,0 +1,50 @@
+// EMA of weights (see ema.h).
+
+#include "nn/ema.h"
+
+#include <set>
+
+#include "tensor/backend.h"
+
+namespace diffkd::nn {
+
+Ema::Ema(const Module& model, double decay, int64_t start_step)
+    : decay_(decay), start_step_(start_step) {
+  DK_CHECK(decay >= 0 && decay <= 1, "EMA: decay must be in [0, 1], got ", decay);
+  std::set<std::string> parameter_names;
+  for (const auto& [name, t] : model.named_parameters()) parameter_names.insert(name);
+  for (const auto& [name, t] : model.state_dict()) {
+    shadow_.emplace_back(name, t.detach().clone_data());
+    averaged_.push_back(parameter_names.count(name) > 0);
+  }
+}
+
+void Ema::update(const Module& model, int64_t step) {
+  NoGradGuard no_grad;
+  const NamedTensors current = model.state_dict();
+  DK_CHECK(current.size() == shadow_.size(), "EMA: the model has ", current.size(),
+           " tensors, the average ", shadow_.size());
+  const bool copy_only = step <= start_step_;
+  for (size_t i = 0; i < shadow_.size(); ++i) {
+    const Tensor& target = shadow_[i].second;
+    const Tensor& weights = current[i].second;
+    if (copy_only || !averaged_[i])
+      assign(target, weights);
+    else
+      backend(target.device()).axpby(1.0 - decay_, weights.detach(), decay_, target);
+  }
+}
+
+void Ema::copy_to(Module& model) const { model.load_state_dict(shadow_, "EMA weights"); }
+
+void Ema::load(const NamedTensors& state, const std::string& source) {
+  DK_CHECK(state.size() == shadow_.size(), source, ": EMA holds ", state.size(),
+           " tensors, the model ", shadow_.size());
+  for (size_t i = 0; i < shadow_.size(); ++i) {
+    DK_CHECK(state[i].first == shadow_[i].first, source, ": EMA tensor ", i, " is '",
+             state[i].first, "', expected '", shadow_[i].first, "'");
+    assign(shadow_[i].second, state[i].second);
+  }
+}
+
+}  // namespace diffkd::nn
