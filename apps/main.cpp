@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <omp.h>
 
 #include "apps/commands.h"
 #include "diffkd_version.h"
@@ -13,6 +14,11 @@ int main(int argc, char** argv) {
   CLI::App app{"diffkd: train diffusion models and distil them into fast students"};
   app.set_version_flag("--version", std::string("diffkd ") + DIFFKD_VERSION);
   app.require_subcommand(0, 1);
+  app.fallthrough();  // global options such as --threads may follow the subcommand
+  int threads = 0;
+  app.add_option("--threads", threads,
+                 "CPU threads for every kernel (default: OMP_NUM_THREADS or all cores)")
+      ->check(CLI::NonNegativeNumber);
   diffkd::apps::add_demo_command(app);
   diffkd::apps::add_info_command(app);
   try {
@@ -24,6 +30,7 @@ int main(int argc, char** argv) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   }
+  if (threads > 0) omp_set_num_threads(threads);
   try {
     return diffkd::apps::run_selected(app);
   } catch (const diffkd::Error& e) {

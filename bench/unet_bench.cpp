@@ -1,0 +1,75 @@
+// The whole UNet: a training step (forward, MSE against a noise target, backward, Adam) and the
+// inference forward pass, at the sizes issue #3 compares with PyTorch: the MNIST presets at
+// batch 1 and 64, ddpm-cifar10 forward at batch 1 and training at batch 8. Reports images/s
+// ("items_per_second") and the process's peak resident memory ("peak_MB"; meaningful when one
+// case runs per process, as bench/compare_unet_torch.py does).
+
+#include <sys/resource.h>
+
+#include "bench/bench_util.h"
+#include "nn/optim.h"
+#include "nn/presets.h"
+#include "nn/unet.h"
+
+namespace diffkd::bench {
+namespace {
+
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024.0;  // KiB on Linux
+}
+
+struct Batch {
+  Tensor x, t, target;
+};
+
+Batch make_batch(const nn::UNetConfig& c, int64_t n) {
+  Generator gen(0);
+  Batch b;
+  b.x = randn({n, c.in_channels, c.image_size, c.image_size}, gen);
+  b.target = randn({n, c.out_channels, c.image_size, c.image_size}, gen);
+  std::vector<double> steps(n);
+  for (int64_t i = 0; i < n; ++i) steps[i] = static_cast<double>((i * 397) % 1000);
+  b.t = from_vector(steps, {n});
+  return b;
+}
+
+void BM_UNetTrainStep(benchmark::State& state, const std::string& preset) {
+  const nn::UNetConfig c = nn::load_unet_config(preset);
+  nn::UNet net(c);
+  AdamHyper h;
+  h.lr = 1e-4;
+  nn::Adam adam(net.named_parameters(), h);
+  const Batch b = make_batch(c, state.range(0));
+  for (auto _ : state) {
+    Tensor loss = mse_loss(net.forward(b.x, b.t), b.target);
+    loss.backward();
+    adam.step();
+    adam.zero_grad();
+    benchmark::DoNotOptimize(loss);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  state.counters["peak_MB"] = peak_rss_mb();
+}
+
+void BM_UNetForward(benchmark::State& state, const std::string& preset) {
+  const nn::UNetConfig c = nn::load_unet_config(preset);
+  nn::UNet net(c);
+  net.eval();
+  const Batch b = make_batch(c, state.range(0));
+  NoGradGuard no_grad;
+  for (auto _ : state) benchmark::DoNotOptimize(net.forward(b.x, b.t));
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+  state.counters["peak_MB"] = peak_rss_mb();
+}
+
+BENCHMARK_CAPTURE(BM_UNetTrainStep, mnist_unet, std::string("mnist-unet"))->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_UNetForward, mnist_unet, std::string("mnist-unet"))->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_UNetTrainStep, mnist_unet_64, std::string("mnist-unet-64"))->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_UNetForward, mnist_unet_64, std::string("mnist-unet-64"))->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_UNetTrainStep, ddpm_cifar10, std::string("ddpm-cifar10"))->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_UNetForward, ddpm_cifar10, std::string("ddpm-cifar10"))->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+}  // namespace diffkd::bench
