@@ -98,7 +98,7 @@ def run_child(cmd, env):
 
 def run_diffkd(bench, name, threads, min_time):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = run_child([bench, f"--benchmark_filter=^{re.escape(name)}$", "--benchmark_format=json",
+    out = run_child([bench, f"--benchmark_filter=^{re.escape(name)}/real_time$", "--benchmark_format=json",
                      f"--benchmark_min_time={min_time}"], env)
     results = [b for b in json.loads(out)["benchmarks"] if b.get("run_type") == "iteration"]
     if not results:

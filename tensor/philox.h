@@ -62,6 +62,23 @@ DK_HOST_DEVICE inline double normal_at(uint64_t seed, uint64_t offset, uint64_t 
   return radius * ((lane & 1u) ? std::sin(angle) : std::cos(angle));
 }
 
+// The four elements 4j .. 4j+3 of a draw at once, from one Philox block: the same values as
+// uniform_at / normal_at, computed with a quarter of the work (kernels fill whole blocks).
+DK_HOST_DEVICE inline void uniform_block(uint64_t seed, uint64_t offset, uint64_t j, double out[4]) {
+  const Block b = draw_block(seed, offset + j);
+  for (int lane = 0; lane < 4; ++lane) out[lane] = to_unit(b.v[lane]);
+}
+
+DK_HOST_DEVICE inline void normal_block(uint64_t seed, uint64_t offset, uint64_t j, double out[4]) {
+  const Block b = draw_block(seed, offset + j);
+  for (int pair = 0; pair < 4; pair += 2) {
+    const double radius = std::sqrt(-2.0 * std::log(to_unit(b.v[pair])));
+    const double angle = 6.283185307179586476925286766559 * to_unit(b.v[pair + 1]);
+    out[pair] = radius * std::cos(angle);
+    out[pair + 1] = radius * std::sin(angle);
+  }
+}
+
 // Counter blocks a draw of n elements consumes.
 DK_HOST_DEVICE inline uint64_t blocks_for(uint64_t n) { return (n + 3) / 4; }
 

@@ -118,11 +118,15 @@ void conv2d_forward_shifted(const Tensor& x, const Tensor& w, const Tensor& bias
   const float* bp = bias.defined() ? bias.data<float>() : nullptr;
   float* yp = y.data<float>();
   const int64_t plane = g.plane();
+  // Work items are (image, panel) pairs, not images, so that a batch of one still uses every
+  // thread; a static split keeps each thread on consecutive panels of the same images.
 #pragma omp parallel for schedule(static)
-  for (int64_t n = 0; n < g.n; ++n) {
+  for (int64_t item = 0; item < g.n * panel_count; ++item) {
+    const int64_t n = item / panel_count, panel = item % panel_count;
     packed::gemm_shifted(
-        g.o, panel_count, rows, packed_w, xpad + n * image_size, offsets.data(),
-        [&](int64_t o0, int64_t q0, int64_t nr, int64_t, const float* tile) {
+        g.o, 1, rows, packed_w, xpad + n * image_size + panel * kNR, offsets.data(),
+        [&](int64_t o0, int64_t panel_q0, int64_t nr, int64_t, const float* tile) {
+          const int64_t q0 = panel * kNR + panel_q0;
           for (int64_t r = 0; r < nr; ++r) {
             const float b = bp ? bp[o0 + r] : 0.0f;
             float* out = yp + (n * g.o + o0 + r) * plane;

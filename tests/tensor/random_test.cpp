@@ -91,3 +91,21 @@ TEST(Random, MomentsOfUniformNormalAndBernoulli) {
 
 }  // namespace
 }  // namespace diffkd
+
+namespace diffkd::testing {
+namespace {
+
+// The kernels fill whole Philox blocks at once; every element must still be exactly the
+// per-element formula (what a CUDA thread per element computes), partial last block included.
+TEST(Random, BlockwiseKernelEqualsThePerElementFormula) {
+  const uint64_t seed = 1234, offset = 77;
+  const std::vector<double> normal = randn_at({4097}, seed, offset, DType::F64).to_vector();
+  const std::vector<double> unif = rand_at({4099}, seed, offset, DType::F64).to_vector();
+  for (uint64_t i = 0; i < normal.size(); ++i)
+    ASSERT_EQ(normal[i], philox::normal_at(seed, offset, i)) << "normal element " << i;
+  for (uint64_t i = 0; i < unif.size(); ++i)
+    ASSERT_EQ(unif[i], philox::uniform_at(seed, offset, i)) << "uniform element " << i;
+}
+
+}  // namespace
+}  // namespace diffkd::testing
