@@ -2,7 +2,8 @@
 // inference forward pass, at the sizes issue #3 compares with PyTorch: the MNIST presets at
 // batch 1 and 64, ddpm-cifar10 forward at batch 1 and training at batch 8. Reports images/s
 // ("items_per_second") and the process's peak resident memory ("peak_MB"; meaningful when one
-// case runs per process, as bench/compare_unet_torch.py does).
+// case runs per process, as bench/compare_unet_torch.py does). Two untimed warm-up steps run
+// first on both sides.
 
 #include <sys/resource.h>
 
@@ -13,6 +14,10 @@
 
 namespace diffkd::bench {
 namespace {
+
+// Untimed steps first, as the PyTorch side does: the first step faults in every activation's
+// pages and fills the allocator's cache, which a training run pays once.
+constexpr int kWarmup = 2;
 
 double peak_rss_mb() {
   rusage usage{};
@@ -42,13 +47,15 @@ void BM_UNetTrainStep(benchmark::State& state, const std::string& preset) {
   h.lr = 1e-4;
   nn::Adam adam(net.named_parameters(), h);
   const Batch b = make_batch(c, state.range(0));
-  for (auto _ : state) {
+  auto step = [&] {
     Tensor loss = mse_loss(net.forward(b.x, b.t), b.target);
     loss.backward();
     adam.step();
     adam.zero_grad();
-    benchmark::DoNotOptimize(loss);
-  }
+    return loss;
+  };
+  for (int i = 0; i < kWarmup; ++i) step();
+  for (auto _ : state) benchmark::DoNotOptimize(step());
   state.SetItemsProcessed(state.iterations() * state.range(0));
   state.counters["peak_MB"] = peak_rss_mb();
 }
@@ -59,6 +66,7 @@ void BM_UNetForward(benchmark::State& state, const std::string& preset) {
   net.eval();
   const Batch b = make_batch(c, state.range(0));
   NoGradGuard no_grad;
+  for (int i = 0; i < kWarmup; ++i) net.forward(b.x, b.t);
   for (auto _ : state) benchmark::DoNotOptimize(net.forward(b.x, b.t));
   state.SetItemsProcessed(state.iterations() * state.range(0));
   state.counters["peak_MB"] = peak_rss_mb();
