@@ -12,6 +12,7 @@ void on_run(CLI::App* command, std::function<int()> run);
 
 void add_demo_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 // Runs whichever subcommand was selected; returns the exit code.
 int run_selected(CLI::App& app);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   diffkd::apps::add_demo_command(app);
   diffkd::apps::add_info_command(app);
+  diffkd::apps::add_train_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

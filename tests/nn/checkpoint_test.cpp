@@ -6,20 +6,12 @@
 #include <filesystem>
 
 #include "nn/checkpoint.h"
+#include "tests/nn/tiny_unet.h"
 
 namespace diffkd::testing {
 namespace {
 
-nn::UNetConfig small_config() {
-  nn::UNetConfig c;
-  c.image_size = 8;
-  c.model_channels = 8;
-  c.channel_mult = {1, 2};
-  c.num_res_blocks = 1;
-  c.attention_resolutions = {4};
-  c.norm_groups = 4;
-  return c;
-}
+nn::UNetConfig small_config() { return tiny_unet_config(); }
 
 std::string temp_path(const std::string& name) {
   return (std::filesystem::path(::testing::TempDir()) / name).string();

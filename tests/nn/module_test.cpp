@@ -10,19 +10,14 @@
 #include "nn/presets.h"
 #include "nn/safetensors.h"
 #include "nn/unet.h"
+#include "tests/nn/tiny_unet.h"
 
 namespace diffkd::testing {
 namespace {
 
 nn::UNetConfig tiny_config() {
-  nn::UNetConfig c;
-  c.image_size = 8;
-  c.model_channels = 8;
-  c.channel_mult = {1, 2};
-  c.num_res_blocks = 1;
-  c.attention_resolutions = {4};
-  c.norm_groups = 4;
-  c.dropout = 0.1;
+  nn::UNetConfig c = tiny_unet_config();
+  c.dropout = 0.1;  // so train/eval mode matters
   return c;
 }
 

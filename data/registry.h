@@ -1,0 +1,21 @@
+#pragma once
+// Datasets by name: "mnist" and "fashion-mnist" (IDX files), "synthetic" (generated, for tests
+// and smoke runs), or a folder holding train-/t10k- IDX files. Named sets are looked up under
+// $DIFFKD_DATA, else the datasets/ folder of the source tree (where scripts/setup.sh puts MNIST),
+// and Fashion-MNIST also in Debian's /usr/share/datasets/fashion-mnist.
+
+#include <string>
+
+#include "data/dataset.h"
+
+namespace diffkd::data {
+
+enum class Split { Train, Test };
+
+ImageDataset load_dataset(const std::string& name, Split split);
+
+// A deterministic synthetic set: `count` 28x28 grey images of a bright disc or square on black
+// (label 0 or 1), position and size drawn from `seed`. Enough to exercise training end to end.
+ImageDataset synthetic_shapes(int64_t count, uint64_t seed, int64_t size = 28);
+
+}  // namespace diffkd::data

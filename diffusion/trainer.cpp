@@ -1,0 +1,321 @@
+// The teacher training loop (see trainer.h).
+
+#include "diffusion/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/image_io.h"
+#include "data/loader.h"
+#include "data/plot.h"
+#include "diffusion/noise.h"
+#include "diffusion/sampler.h"
+#include "nn/atomic_file.h"
+#include "nn/checkpoint.h"
+#include "nn/lr_schedule.h"
+#include "nn/presets.h"
+#include "tensor/philox.h"
+
+namespace diffkd::diffusion {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string DiffusionSpec::to_json() const {
+  return json{{"schedule", schedule}, {"timesteps", timesteps}, {"prediction", prediction}}.dump();
+}
+
+DiffusionSpec DiffusionSpec::from_json(const std::string& text, const std::string& source) {
+  DiffusionSpec s;
+  try {
+    const json j = json::parse(text);
+    s.schedule = j.at("schedule").get<std::string>();
+    s.timesteps = j.at("timesteps").get<int64_t>();
+    s.prediction = j.at("prediction").get<std::string>();
+  } catch (const json::exception& e) {
+    fail(source, ": malformed diffusion settings (", e.what(), ")");
+  }
+  NoiseSchedule::named(s.schedule, s.timesteps);
+  parse_prediction(s.prediction);
+  return s;
+}
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted = true; }
+
+// Keys of the per-step random streams (timesteps and noise), apart from everything else.
+constexpr uint64_t kTimestepStream = 7001, kNoiseStream = 7002, kDropoutStream = 7003;
+constexpr uint64_t kSampleSeedOffset = 0x5eed;
+
+std::string step_name(int64_t step) {
+  char s[32];
+  std::snprintf(s, sizeof s, "step-%07lld", static_cast<long long>(step));
+  return s;
+}
+
+std::string duration(double seconds) {
+  char s[32];
+  const long total = static_cast<long>(seconds);
+  if (total >= 3600) std::snprintf(s, sizeof s, "%ldh%02ldm", total / 3600, (total / 60) % 60);
+  else std::snprintf(s, sizeof s, "%ldm%02lds", total / 60, total % 60);
+  return s;
+}
+
+class Run {
+ public:
+  Run(const TrainOptions& o, const data::ImageDataset& data)
+      : o_(o), dir_(o.run_dir), config_(nn::load_unet_config(o.model)), net_(config_, o.seed),
+        schedule_(NoiseSchedule::named(o.schedule, o.timesteps)),
+        prediction_(parse_prediction(o.prediction)),
+        adam_(net_.named_parameters(), adam_options()), ema_(net_, o.ema_decay, o.ema_start),
+        loader_(data, {o.batch_size, o.seed, o.horizontal_flip, o.pad_to}) {
+    DK_CHECK(o.steps > 0 && o.checkpoint_every > 0 && o.keep_last > 0 && o.log_every > 0,
+             "train: --steps, --checkpoint-every, --keep-last and --log-every must be positive");
+    DK_CHECK(loader_.image_size() == config_.image_size && data.channels == config_.in_channels,
+             "train: dataset ", data.source, " gives ", data.channels, "x", loader_.image_size(), "x",
+             loader_.image_size(), " images, model ", o.model, " expects ", config_.in_channels, "x",
+             config_.image_size, "x", config_.image_size, " (use --pad-to)");
+    schedule_lr_.kind = nn::LrSchedule::parse_kind(o.lr_schedule);
+    schedule_lr_.base_lr = o.lr;
+    schedule_lr_.warmup_steps = o.warmup;
+    schedule_lr_.total_steps = o.steps;
+    fs::create_directories(dir_ / "checkpoints");
+    fs::create_directories(dir_ / "samples");
+  }
+
+  TrainResult run();
+
+ private:
+  AdamHyper adam_options() const {
+    AdamHyper h;
+    h.lr = o_.lr;
+    return h;
+  }
+  double train_step(int64_t step);
+  void save_checkpoint(int64_t step);
+  int64_t restore();
+  void log_metrics(int64_t step, double loss, double grad_norm, double lr, double rate);
+  void write_samples(int64_t step);
+  void finish(int64_t step);
+  nn::Metadata model_metadata(int64_t step) const;
+
+  const TrainOptions& o_;
+  fs::path dir_;
+  nn::UNetConfig config_;
+  nn::UNet net_;
+  NoiseSchedule schedule_;
+  Prediction prediction_;
+  nn::Adam adam_;
+  nn::Ema ema_;
+  data::BatchLoader loader_;
+  nn::LrSchedule schedule_lr_;
+  std::vector<std::pair<double, double>> losses_;  // (step, loss) for loss.png
+};
+
+double Run::train_step(int64_t step) {
+  const data::BatchLoader::Batch batch = loader_.next();
+  const int64_t b = o_.batch_size, first = (step - 1) * b;
+  std::vector<int64_t> t(b);
+  for (int64_t i = 0; i < b; ++i)  // t ~ U{0, ..., T-1}, keyed by (seed, step, i)
+    t[i] = std::min<int64_t>(o_.timesteps - 1,
+                             static_cast<int64_t>(philox::uniform_at(o_.seed ^ kTimestepStream, 0, first + i) * o_.timesteps));
+  const Shape sample_shape(batch.images.shape().begin() + 1, batch.images.shape().end());
+  const Tensor eps = sample_noise(sample_shape, first, b, o_.seed ^ kNoiseStream, 0);
+  const Coefficients c = coefficients(schedule_, t, batch.images);
+  const Tensor x_t = q_sample(batch.images, eps, c);
+  const Tensor out = net_.forward(x_t, model_time(schedule_, t));
+  Tensor loss = mse_loss(out, prediction_target(prediction_, batch.images, eps, c));
+  const double value = loss.item();
+  DK_CHECK(std::isfinite(value), "train: step ", step, ": the loss is ", value,
+           "; stopping. The last good checkpoint is in ", (dir_ / "checkpoints").string(),
+           " (resume with --resume, perhaps with a lower --lr)");
+  loss.backward();
+  return value;
+}
+
+nn::Metadata Run::model_metadata(int64_t step) const {
+  DiffusionSpec spec{o_.schedule, o_.timesteps, o_.prediction};
+  return {{"diffusion", spec.to_json()}, {"step", std::to_string(step)}, {"dataset", o_.dataset},
+          {"pad_to", std::to_string(o_.pad_to)}};
+}
+
+void Run::save_checkpoint(int64_t step) {
+  const fs::path folder = dir_ / "checkpoints" / step_name(step);
+  fs::create_directories(folder);
+  nn::save_model((folder / "model.safetensors").string(), net_, config_.to_json(), model_metadata(step));
+  nn::UNet ema_net(config_);
+  ema_.copy_to(ema_net);
+  nn::save_model((folder / "ema.safetensors").string(), ema_net, config_.to_json(), model_metadata(step));
+  const data::LoaderPosition pos = loader_.position();
+  nn::save_training_state((folder / "state.safetensors").string(), adam_, &ema_,
+                          {{"step", std::to_string(step)},
+                           {"loader_epoch", std::to_string(pos.epoch)},
+                           {"loader_index", std::to_string(pos.index)},
+                           {"dropout_seed", std::to_string(default_generator().seed)},
+                           {"dropout_offset", std::to_string(default_generator().offset)}});
+  write_file_atomically((dir_ / "latest.json").string(),
+                        json{{"step", step}, {"checkpoint", step_name(step)}}.dump() + "\n");
+  // Keep the newest keep_last checkpoints.
+  std::vector<fs::path> all;
+  for (const auto& entry : fs::directory_iterator(dir_ / "checkpoints"))
+    if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) all.push_back(entry.path());
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i + o_.keep_last < all.size(); ++i) fs::remove_all(all[i]);
+  if (!losses_.empty()) data::write_line_chart((dir_ / "loss.png").string(), losses_, "training loss (" + o_.model + ")", "step");
+}
+
+// Restores the newest checkpoint; returns its step (0 when starting fresh).
+int64_t Run::restore() {
+  const fs::path latest = dir_ / "latest.json";
+  default_generator() = Generator(o_.seed ^ kDropoutStream);  // dropout masks start from the seed
+  if (!o_.resume) {
+    DK_CHECK(!fs::exists(latest), dir_.string(), " already holds a run (", latest.string(),
+             "); pass --resume to continue it, or choose another --run-dir");
+    return 0;
+  }
+  if (!fs::exists(latest)) return 0;  // nothing to resume: start fresh
+  std::ifstream in(latest);
+  json j;
+  try {
+    j = json::parse(in);
+  } catch (const json::exception& e) {
+    fail(latest.string(), ": unreadable (", e.what(), ")");
+  }
+  const fs::path folder = dir_ / "checkpoints" / j.at("checkpoint").get<std::string>();
+  nn::load_model((folder / "model.safetensors").string(), net_);
+  const std::string state_path = (folder / "state.safetensors").string();
+  const nn::Metadata meta = nn::load_training_state(state_path, adam_, &ema_);
+  loader_.seek({nn::metadata_int(meta, "loader_epoch", state_path), nn::metadata_int(meta, "loader_index", state_path)});
+  default_generator().seed = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_seed", state_path));
+  default_generator().offset = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_offset", state_path));
+  const int64_t step = nn::metadata_int(meta, "step", state_path);
+  // Metrics rows past the checkpoint belong to steps that will be redone.
+  for (const char* name : {"metrics.csv", "metrics.jsonl"}) {
+    std::ifstream rows(dir_ / name);
+    std::string line, kept;
+    while (std::getline(rows, line)) {
+      if (line.empty()) continue;
+      const bool header = !line.empty() && !std::isdigit(static_cast<unsigned char>(line[0])) && line[0] != '{';
+      long long row_step = 0;
+      if (line[0] == '{') row_step = json::parse(line).at("step").get<long long>();
+      else if (!header) row_step = std::stoll(line);
+      if (header || row_step <= step) kept += line + "\n";
+      if (!header && line[0] != '{' && row_step <= step)
+        losses_.emplace_back(row_step, std::stod(line.substr(line.find(',') + 1)));
+    }
+    write_file_atomically((dir_ / name).string(), kept);
+  }
+  return step;
+}
+
+void Run::log_metrics(int64_t step, double loss, double grad_norm, double lr, double rate) {
+  const bool fresh = !fs::exists(dir_ / "metrics.csv");
+  std::ofstream csv(dir_ / "metrics.csv", std::ios::app);
+  if (fresh) csv << "step,loss,grad_norm,lr,steps_per_s\n";
+  csv << step << ',' << loss << ',' << grad_norm << ',' << lr << ',' << rate << '\n';
+  std::ofstream jsonl(dir_ / "metrics.jsonl", std::ios::app);
+  jsonl << json{{"step", step}, {"loss", loss}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}}.dump() << '\n';
+  losses_.emplace_back(step, loss);
+}
+
+void Run::write_samples(int64_t step) {
+  nn::UNet ema_net(config_);
+  ema_.copy_to(ema_net);
+  ema_net.eval();
+  SamplerConfig sampler;
+  sampler.steps = o_.sample_steps;
+  const Shape shape{config_.in_channels, config_.image_size, config_.image_size};
+  const uint64_t seed = o_.seed + kSampleSeedOffset;
+  const Tensor x_T = sample_noise(shape, 0, o_.sample_count, seed, 0);
+  const ModelFn model = [&](const Tensor& x, const Tensor& t) { return ema_net.forward(x, t); };
+  const Tensor images = sample(model, prediction_, schedule_, sampler, x_T, 0, seed);
+  data::write_png((dir_ / "samples" / (step_name(step) + ".png")).string(),
+                  data::make_grid(images, static_cast<int64_t>(std::ceil(std::sqrt(o_.sample_count)))),
+                  {{"diffkd", "EMA weights at step " + std::to_string(step) + ", DDIM " +
+                                  std::to_string(o_.sample_steps) + " steps, eta 0, seed " + std::to_string(seed)}});
+}
+
+void Run::finish(int64_t step) {
+  nn::save_model((dir_ / "model-raw.safetensors").string(), net_, config_.to_json(), model_metadata(step));
+  nn::UNet ema_net(config_);
+  ema_.copy_to(ema_net);
+  nn::save_model((dir_ / "model.safetensors").string(), ema_net, config_.to_json(), model_metadata(step));
+}
+
+TrainResult Run::run() {
+  const int64_t start = restore();
+  TrainResult result;
+  result.step = start;
+  if (!o_.quiet)
+    std::printf("train: %s (%lld parameters) on %s, %s schedule T=%lld, %s-prediction, batch %lld, "
+                "%s from step %lld to %lld\n",
+                o_.model.c_str(), static_cast<long long>(net_.parameter_count()), o_.dataset.c_str(),
+                o_.schedule.c_str(), static_cast<long long>(o_.timesteps), o_.prediction.c_str(),
+                static_cast<long long>(o_.batch_size), start > 0 ? "resuming" : "starting",
+                static_cast<long long>(start), static_cast<long long>(o_.steps));
+  g_interrupted = false;
+  auto previous_handler = std::signal(SIGINT, on_sigint);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto window_start = t0;
+  int64_t window_steps = 0;
+  double loss_sum = 0;
+  for (int64_t step = start + 1; step <= o_.steps; ++step) {
+    const double lr = schedule_lr_.at(step);
+    adam_.set_lr(lr);
+    const double loss = train_step(step);
+    const double grad_norm = o_.grad_clip > 0 ? nn::clip_grad_norm(net_.parameters(), o_.grad_clip) : 0.0;
+    adam_.step();
+    adam_.zero_grad();
+    ema_.update(net_, step);
+    result = {step, false, loss};
+    loss_sum += loss;
+    ++window_steps;
+    if (step % o_.log_every == 0 || step == o_.steps) {
+      const auto now = std::chrono::steady_clock::now();
+      const double rate = window_steps / std::chrono::duration<double>(now - window_start).count();
+      log_metrics(step, loss_sum / window_steps, grad_norm, lr, rate);
+      if (!o_.quiet) {
+        std::printf("step %lld/%lld  loss %.5f  lr %.2e  %.2f steps/s  ETA %s\n", static_cast<long long>(step),
+                    static_cast<long long>(o_.steps), loss_sum / window_steps, lr, rate,
+                    duration((o_.steps - step) / rate).c_str());
+        std::fflush(stdout);
+      }
+      window_start = now;
+      window_steps = 0;
+      loss_sum = 0;
+    }
+    const bool stop = g_interrupted.load();
+    if (step % o_.checkpoint_every == 0 || step == o_.steps || stop) save_checkpoint(step);
+    if (o_.sample_every > 0 && (step % o_.sample_every == 0 || step == o_.steps)) write_samples(step);
+    if (stop) {
+      if (!o_.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      result.interrupted = true;
+      break;
+    }
+  }
+  std::signal(SIGINT, previous_handler);
+  if (!result.interrupted && result.step == o_.steps) finish(result.step);
+  if (!o_.quiet)
+    std::printf("train: done at step %lld in %s; EMA model in %s\n", static_cast<long long>(result.step),
+                duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),
+                (dir_ / "model.safetensors").string().c_str());
+  return result;
+}
+
+}  // namespace
+
+TrainResult train_diffusion(const TrainOptions& options, const data::ImageDataset& train_set) {
+  Run run(options, train_set);
+  return run.run();
+}
+
+}  // namespace diffkd::diffusion

@@ -1,0 +1,153 @@
+// Schedules, parameterisation algebra, samplers' invariances, and the training loop's
+// exact resumption, NaN stop and run-folder guard.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "data/registry.h"
+#include "diffusion/noise.h"
+#include "diffusion/sampler.h"
+#include "diffusion/trainer.h"
+#include "nn/checkpoint.h"
+#include "tests/nn/tiny_unet.h"
+
+namespace diffkd::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace diffusion;
+
+TEST(Schedule, CosineFollowsItsClosedFormAndLinearItsEnds) {
+  const NoiseSchedule c = NoiseSchedule::cosine(1000);
+  auto f = [](double u) { return std::pow(std::cos((u + 0.008) / 1.008 * M_PI / 2), 2); };
+  for (int64_t t : {0, 10, 500, 900})  // unclamped region: abar_t = f((t+1)/T) / f(0)
+    EXPECT_NEAR(c.alpha_bar(t), f((t + 1) / 1000.0) / f(0), 1e-12) << t;
+  EXPECT_DOUBLE_EQ(c.betas.back(), 0.999);  // the clamp
+  const NoiseSchedule l = NoiseSchedule::linear(1000);
+  EXPECT_DOUBLE_EQ(l.betas.front(), 1e-4);
+  EXPECT_DOUBLE_EQ(l.betas.back(), 0.02);
+  EXPECT_EQ(NoiseSchedule::rdd_cosine().steps(), 1025);
+}
+
+TEST(Schedule, RespacingKeepsAlphaBarAndRecomputesBetas) {
+  const NoiseSchedule c = NoiseSchedule::cosine(1000);
+  const NoiseSchedule r = c.respaced({0, 499, 999});
+  EXPECT_EQ(r.timesteps, (std::vector<int64_t>{0, 499, 999}));
+  EXPECT_DOUBLE_EQ(r.alpha_bar(1), c.alpha_bar(499));
+  EXPECT_NEAR(r.betas[1], 1 - c.alpha_bar(499) / c.alpha_bar(0), 1e-15);
+  EXPECT_EQ(uniform_steps(1000, 5), (std::vector<int64_t>{0, 250, 500, 749, 999}));
+  const std::vector<int64_t> q = quadratic_steps(800, 100);
+  EXPECT_EQ(q.front(), 0);
+  EXPECT_EQ(q.back(), 800);
+  EXPECT_EQ(q[4], 1);  // int((4 sqrt(800) / 99)^2) = int(1.306)
+}
+
+TEST(Parameterisation, EpsX0AndVConvertExactly) {
+  Generator gen(0);
+  const Tensor x0 = randn({3, 1, 4, 4}, gen, DType::F64), eps = randn({3, 1, 4, 4}, gen, DType::F64);
+  const NoiseSchedule s = NoiseSchedule::cosine(1000);
+  const Coefficients c = coefficients(s, {0, 400, 999}, x0);
+  const Tensor x_t = q_sample(x0, eps, c);
+  for (Prediction p : {Prediction::Eps, Prediction::X0, Prediction::V}) {
+    const Denoised d = denoise(prediction_target(p, x0, eps, c), p, x_t, c);
+    EXPECT_LT(max(abs(d.x0 - x0)).item(), 1e-9) << prediction_name(p);
+    EXPECT_LT(max(abs(d.eps - eps)).item(), 1e-9) << prediction_name(p);
+  }
+}
+
+TEST(Sampler, ASampleDependsOnItsIndexNotItsBatch) {
+  nn::UNet net(tiny_unet_config(), 1);
+  net.eval();
+  const ModelFn model = [&](const Tensor& x, const Tensor& t) { return net.forward(x, t); };
+  const NoiseSchedule s = NoiseSchedule::cosine(1000);
+  for (auto kind : {SamplerConfig::Kind::Ddim, SamplerConfig::Kind::Ddpm}) {
+    SamplerConfig sc;
+    sc.kind = kind;
+    sc.steps = 4;
+    sc.eta = 0.5;
+    const Tensor all = sample(model, Prediction::V, s, sc, sample_noise({1, 8, 8}, 0, 3, 9, 0), 0, 9);
+    const Tensor third = sample(model, Prediction::V, s, sc, sample_noise({1, 8, 8}, 2, 1, 9, 0), 2, 9);
+    EXPECT_LT(max(abs(narrow(all, 0, 2, 1) - third)).item(), 1e-5);
+    EXPECT_LE(max(abs(all)).item(), 1.0 + 1e-6);  // x0 clipped at the last step
+  }
+}
+
+TrainOptions tiny_run(const std::string& dir, int64_t steps) {
+  TrainOptions o;
+  o.model = (fs::path(DIFFKD_TEST_CONFIGS) / "tiny-unet.json").string();
+  o.dataset = "synthetic";
+  o.run_dir = dir;
+  o.steps = steps;
+  o.batch_size = 4;
+  o.warmup = 2;
+  o.log_every = 1;
+  o.checkpoint_every = 3;
+  o.sample_every = 0;
+  o.pad_to = 0;
+  o.quiet = true;
+  return o;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const fs::path p = fs::path(::testing::TempDir()) / name;
+  fs::remove_all(p);
+  return p.string();
+}
+
+data::ImageDataset tiny_data() { return data::synthetic_shapes(64, 1, 8); }
+
+TEST(Trainer, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
+  const data::ImageDataset d = tiny_data();
+  const std::string straight = fresh_dir("run_straight"), split = fresh_dir("run_split");
+  train_diffusion(tiny_run(straight, 7), d);
+  train_diffusion(tiny_run(split, 4), d);  // stops after step 4 (checkpoint at 3 and 4)
+  TrainOptions more = tiny_run(split, 7);
+  more.resume = true;
+  EXPECT_EQ(train_diffusion(more, d).step, 7);
+  const auto a = safetensors::load(straight + "/model-raw.safetensors");
+  const auto b = safetensors::load(split + "/model-raw.safetensors");
+  ASSERT_EQ(a.tensors.size(), b.tensors.size());
+  for (size_t i = 0; i < a.tensors.size(); ++i)
+    ASSERT_EQ(a.tensors[i].second.to_vector(), b.tensors[i].second.to_vector()) << a.tensors[i].first;
+  const auto ema_a = safetensors::load(straight + "/model.safetensors");
+  const auto ema_b = safetensors::load(split + "/model.safetensors");
+  for (size_t i = 0; i < ema_a.tensors.size(); ++i)
+    ASSERT_EQ(ema_a.tensors[i].second.to_vector(), ema_b.tensors[i].second.to_vector());
+  EXPECT_TRUE(fs::exists(split + "/loss.png"));
+  // The model file alone says how to sample it.
+  EXPECT_EQ(DiffusionSpec::from_json(a.metadata.at("diffusion"), "m").prediction, "v");
+}
+
+TEST(Trainer, RefusesToOverwriteARunWithoutResume) {
+  const std::string dir = fresh_dir("run_guard");
+  train_diffusion(tiny_run(dir, 3), tiny_data());
+  try {
+    train_diffusion(tiny_run(dir, 3), tiny_data());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("already holds a run"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  const std::string dir = fresh_dir("run_nan");
+  TrainOptions o = tiny_run(dir, 3);
+  train_diffusion(o, tiny_data());
+  o.resume = true;
+  o.steps = 20;
+  o.lr = 1e30;  // diverges within a step or two
+  o.warmup = 0;
+  o.grad_clip = 0;
+  try {
+    train_diffusion(o, tiny_data());
+    FAIL() << "expected the run to stop";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the loss is"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(dir + "/checkpoints/step-0000003/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace diffkd::testing
