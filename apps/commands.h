@@ -13,6 +13,9 @@ void on_run(CLI::App* command, std::function<int()> run);
 void add_demo_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
+void add_train_classifier_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 // Runs whichever subcommand was selected; returns the exit code.
 int run_selected(CLI::App& app);

@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   diffkd::apps::add_demo_command(app);
   diffkd::apps::add_info_command(app);
   diffkd::apps::add_train_command(app);
+  diffkd::apps::add_sample_command(app);
+  diffkd::apps::add_train_classifier_command(app);
+  diffkd::apps::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

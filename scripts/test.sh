@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# ctest runs two test processes at once on 2 cores, each with OpenMP threads: blocking instead of
+# spinning at barriers keeps the oversubscribed threads from burning each other's time slices.
+export OMP_WAIT_POLICY=passive
 for flavour in release sanitize; do
   echo "== $flavour build =="
   bash scripts/build.sh "$flavour"

@@ -1,0 +1,52 @@
+#pragma once
+// The sampler flags that `sample` and `eval` share, and the SamplerConfig they describe.
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "diffusion/sampler.h"
+
+namespace diffkd::apps {
+
+struct SamplerFlags {
+  std::string sampler = "ddim";
+  int64_t steps = 50;
+  double eta = 0.0;
+  bool no_clip = false;
+  std::string variance = "small";
+  std::string spacing = "uniform";
+
+  void add_to(CLI::App* command) {
+    command->add_option("--sampler", sampler, "ddim or ddpm (ancestral, respaced)")->capture_default_str()
+        ->check(CLI::IsMember({"ddim", "ddpm"}));
+    command->add_option("--steps", steps, "sampler steps (network evaluations)")->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    command->add_option("--eta", eta, "DDIM eta (0: deterministic)")->capture_default_str();
+    command->add_flag("--no-clip", no_clip, "do not clip the predicted x0 to [-1, 1]");
+    command->add_option("--variance", variance, "DDPM variance: small (beta~) or large (beta)")
+        ->capture_default_str()->check(CLI::IsMember({"small", "large"}));
+    command->add_option("--spacing", spacing, "step sequence: uniform or quadratic")
+        ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic"}));
+  }
+
+  diffusion::SamplerConfig config() const {
+    diffusion::SamplerConfig c;
+    c.kind = sampler == "ddpm" ? diffusion::SamplerConfig::Kind::Ddpm : diffusion::SamplerConfig::Kind::Ddim;
+    c.steps = steps;
+    c.eta = eta;
+    c.clip_x0 = !no_clip;
+    c.variance = variance == "large" ? diffusion::SamplerConfig::Variance::FixedLarge
+                                     : diffusion::SamplerConfig::Variance::FixedSmall;
+    c.spacing = spacing;
+    return c;
+  }
+
+  std::string describe() const {
+    std::string s = sampler + " " + std::to_string(steps) + " steps";
+    if (sampler == "ddim") s += ", eta " + CLI::detail::to_string(eta);
+    else s += ", variance " + variance;
+    return s + ", " + spacing + " spacing" + (no_clip ? ", no clipping" : ", x0 clipped");
+  }
+};
+
+}  // namespace diffkd::apps

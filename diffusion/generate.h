@@ -1,0 +1,37 @@
+#pragma once
+// Generating many images from a trained diffusion model in batches: image i comes from the
+// noise and sampler draws keyed by (seed, i) whatever the batch size, so a 1000-image evaluation
+// and a 64-image grid with the same seed agree on their common images.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "diffusion/sampler.h"
+#include "diffusion/trainer.h"
+#include "nn/unet.h"
+
+namespace diffkd::diffusion {
+
+struct LoadedModel {
+  std::unique_ptr<nn::UNet> net;
+  DiffusionSpec spec;
+  NoiseSchedule schedule;
+  std::string path;
+};
+
+// A model checkpoint written by `diffkd train` (its metadata says how to sample it).
+LoadedModel load_diffusion_model(const std::string& path);
+
+struct GenerateProgress {
+  int64_t done = 0, total = 0;
+  double seconds = 0;
+};
+
+// Images [first, first + count) as [count, C, H, W] in [-1, 1] (the sampler's last x0 is clipped
+// when config.clip_x0). on_batch is called after each batch.
+Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, int64_t count,
+                int64_t batch_size, uint64_t seed,
+                const std::function<void(const GenerateProgress&)>& on_batch = nullptr);
+
+}  // namespace diffkd::diffusion
