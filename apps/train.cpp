@@ -41,6 +41,8 @@ void add_train_command(CLI::App& app) {
   c->add_option("--schedule", options.schedule, "noise schedule: cosine, linear or rdd-cosine")->capture_default_str();
   c->add_option("--timesteps", options.timesteps, "diffusion steps T")->capture_default_str();
   c->add_option("--prediction", options.prediction, "network output: v, eps or x0")->capture_default_str();
+  c->add_option("--loss", options.loss, "loss (default: MSE of the prediction): snr-trunc, or hybrid for "
+                "learned-range variance (eps prediction, 2C output channels)");
   c->add_option("--pad-to", options.pad_to, "zero-pad images to this size (0: as they are)")->capture_default_str();
   c->add_flag("--flip", options.horizontal_flip, "random horizontal flips (CIFAR; not for digits)");
   c->add_option("--seed", options.seed, "seed of weights, data order, timesteps and noise")->capture_default_str();

@@ -30,9 +30,8 @@ Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, 
   const nn::UNetConfig& c = model.net->config();
   const Shape shape{c.in_channels, c.image_size, c.image_size};
   const Prediction prediction = parse_prediction(model.spec.prediction);
-  DK_CHECK(c.out_channels == c.in_channels, model.path, ": the model outputs ", c.out_channels,
-           " channels for ", c.in_channels, "-channel images; learned-range variance models need "
-           "the learned-variance sampler");
+  DK_CHECK(c.out_channels == c.in_channels || c.out_channels == 2 * c.in_channels, model.path,
+           ": the model outputs ", c.out_channels, " channels for ", c.in_channels, "-channel images");
   const ModelFn fn = [&](const Tensor& x, const Tensor& t) { return model.net->forward(x, t); };
   TensorList parts;
   GenerateProgress progress{0, count, 0};

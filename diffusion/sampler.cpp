@@ -4,25 +4,74 @@
 
 #include <cmath>
 
+#include "diffusion/losses.h"
 #include "diffusion/noise.h"
 
 namespace diffkd::diffusion {
 
 namespace {
-
 Shape sample_shape_of(const Tensor& x) { return Shape(x.shape().begin() + 1, x.shape().end()); }
+}  // namespace
 
-// x0 and eps from the model at schedule entries t (all equal to `step`), x0 optionally clipped.
-Denoised predict(const ModelFn& model, Prediction p, const NoiseSchedule& s, int64_t step,
-                 const Tensor& x, bool clip) {
-  const std::vector<int64_t> t(x.size(0), step);
-  const Coefficients c = coefficients(s, t, x);
-  Denoised d = denoise(model(x, model_time(s, t)), p, x, c);
-  if (clip) {
+Denoised predicted_x0_eps(const Tensor& output, Prediction p, const Tensor& x, const NoiseSchedule& s,
+                          int64_t step, bool clip) {
+  const Coefficients c = coefficients(s, std::vector<int64_t>(x.size(0), step), x);
+  Denoised d = denoise(output, p, x, c);
+  if (clip) {  // clip x0, then the eps consistent with it
     d.x0 = clamp(d.x0, -1.0, 1.0);
     d.eps = (x - c.signal * d.x0) / c.noise;
   }
   return d;
+}
+
+Tensor ddim_step(const Tensor& x_t, const Tensor& output, Prediction p, const NoiseSchedule& s, int64_t t,
+                 int64_t next, double eta, const Tensor& z, bool clip) {
+  const Denoised d = predicted_x0_eps(output, p, x_t, s, t, clip);
+  if (next < 0) return d.x0;  // the step past the first: alpha_bar = 1
+  const double abar_t = s.alpha_bar(t), abar_s = s.alpha_bar(next);
+  const double sigma_eta = eta * std::sqrt((1 - abar_s) / (1 - abar_t)) * std::sqrt(1 - abar_t / abar_s);
+  Tensor x = d.x0 * std::sqrt(abar_s) + d.eps * std::sqrt(std::max(0.0, 1 - abar_s - sigma_eta * sigma_eta));
+  if (sigma_eta > 0) {
+    DK_CHECK(z.defined(), "ddim_step: eta > 0 needs noise z");
+    x = x + z * sigma_eta;
+  }
+  return x;
+}
+
+Tensor ddpm_step(const Tensor& x_k, const StepPrediction& prediction, Prediction p, const NoiseSchedule& s,
+                 int64_t k, SamplerConfig::Variance variance, const Tensor& z, bool clip) {
+  const Denoised d = predicted_x0_eps(prediction.output, p, x_k, s, k, clip);
+  const double abar = s.alpha_bar(k), abar_prev = s.alpha_bar_prev(k), beta = s.betas[k];
+  // Posterior mean (Ho et al. eq. 7).
+  const double coef_x0 = beta * std::sqrt(abar_prev) / (1 - abar);
+  const double coef_xt = (1 - abar_prev) * std::sqrt(1 - beta) / (1 - abar);
+  Tensor x = d.x0 * coef_x0 + x_k * coef_xt;
+  if (k == 0) return x;  // no noise at the last step
+  DK_CHECK(z.defined(), "ddpm_step: needs noise z at k > 0");
+  if (prediction.variance_values.defined())  // iDDPM learned range
+    return x + z * exp(0.5 * learned_log_variance(prediction.variance_values, s, std::vector<int64_t>(x_k.size(0), k)));
+  // Fixed-large is beta_k; guided-diffusion's substitution of beta~ at the first step (where
+  // beta~ is 0) only matters at k = 0, where no noise is added.
+  const double var = variance == SamplerConfig::Variance::FixedLarge ? beta : beta * (1 - abar_prev) / (1 - abar);
+  return x + z * std::sqrt(var);
+}
+
+namespace {
+
+// The network's output at x for schedule entry `step`, split into the prediction and, for a
+// learned-range model (2C channels), the variance values.
+StepPrediction run_model(const ModelFn& model, const NoiseSchedule& s, int64_t step, const Tensor& x) {
+  const std::vector<int64_t> t(x.size(0), step);
+  Tensor out = model(x, model_time(s, t));
+  StepPrediction r;
+  const int64_t ch = x.size(1);
+  if (out.size(1) == 2 * ch) {
+    r.variance_values = narrow(out, 1, ch, ch);
+    out = narrow(out, 1, 0, ch);
+  }
+  DK_CHECK(out.size(1) == ch, "sampler: the model outputs ", out.size(1), " channels for ", ch, "-channel images");
+  r.output = out;
+  return r;
 }
 
 Tensor ddim(const ModelFn& model, Prediction p, const NoiseSchedule& s, const SamplerConfig& cfg,
@@ -30,18 +79,9 @@ Tensor ddim(const ModelFn& model, Prediction p, const NoiseSchedule& s, const Sa
             const std::function<void(int64_t, int64_t)>& on_step) {
   const int64_t total = static_cast<int64_t>(seq.size());
   for (int64_t k = total - 1; k >= 0; --k) {
-    const int64_t t = seq[k];
-    const Denoised d = predict(model, p, s, t, x, cfg.clip_x0);
-    if (k == 0) {
-      x = d.x0;
-    } else {
-      const double abar_t = s.alpha_bar(t), abar_s = s.alpha_bar(seq[k - 1]);
-      const double sigma_eta =
-          cfg.eta * std::sqrt((1 - abar_s) / (1 - abar_t)) * std::sqrt(1 - abar_t / abar_s);
-      x = d.x0 * std::sqrt(abar_s) + d.eps * std::sqrt(std::max(0.0, 1 - abar_s - sigma_eta * sigma_eta));
-      if (sigma_eta > 0)
-        x = x + sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) * sigma_eta;
-    }
+    const StepPrediction pr = run_model(model, s, seq[k], x);
+    const Tensor z = cfg.eta > 0 && k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) : Tensor();
+    x = ddim_step(x, pr.output, p, s, seq[k], k > 0 ? seq[k - 1] : -1, cfg.eta, z, cfg.clip_x0);
     if (on_step) on_step(total - k, total);
   }
   return x;
@@ -52,21 +92,10 @@ Tensor ddpm(const ModelFn& model, Prediction p, const NoiseSchedule& full, const
             const std::function<void(int64_t, int64_t)>& on_step) {
   const NoiseSchedule s = full.respaced(seq);
   const int64_t total = s.steps();
-  auto posterior_variance = [&](int64_t k) {
-    return s.betas[k] * (1 - s.alpha_bar_prev(k)) / (1 - s.alpha_bar(k));
-  };
   for (int64_t k = total - 1; k >= 0; --k) {
-    const Denoised d = predict(model, p, s, k, x, cfg.clip_x0);
-    const double abar = s.alpha_bar(k), abar_prev = s.alpha_bar_prev(k), beta = s.betas[k];
-    // Posterior mean (Ho et al. eq. 7).
-    const double coef_x0 = beta * std::sqrt(abar_prev) / (1 - abar);
-    const double coef_xt = (1 - abar_prev) * std::sqrt(1 - beta) / (1 - abar);
-    x = d.x0 * coef_x0 + x * coef_xt;
-    if (k > 0) {
-      double var = posterior_variance(k);
-      if (cfg.variance == SamplerConfig::Variance::FixedLarge) var = (k == 1 && total > 1) ? posterior_variance(1) : beta;
-      x = x + sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) * std::sqrt(var);
-    }
+    const StepPrediction pr = run_model(model, s, k, x);
+    const Tensor z = k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) : Tensor();
+    x = ddpm_step(x, pr, p, s, k, cfg.variance, z, cfg.clip_x0);
     if (on_step) on_step(total - k, total);
   }
   return x;

@@ -5,8 +5,9 @@
 //      sigma_eta = eta sqrt((1 - abar_s) / (1 - abar_t)) sqrt(1 - abar_t / abar_s);
 //    the step to "before the first step" returns x0.
 //  * DDPM ancestral on the respaced schedule (Ho et al. 2020, eq. 6-7):
-//      x_{k-1} = mu(x0, x_k) + sqrt(var) z, var = beta~_k (fixed-small) or beta_k (fixed-large,
-//      beta~ of the second step at the first); no noise at the last step.
+//      x_{k-1} = mu(x0, x_k) + sqrt(var) z, var = beta~_k (fixed-small) or beta_k (fixed-large);
+//      no noise at the last step (k = 0). A model with 2C output channels (iDDPM learned range)
+//      uses its own variance, exp(learned_log_variance), in DDPM; DDIM reads only its first C.
 // Optional clipping of x0 to [-1, 1] (eps recomputed from the clipped x0).
 
 #include <functional>
@@ -38,6 +39,24 @@ std::vector<int64_t> sampler_steps(const NoiseSchedule& schedule, const SamplerC
 Tensor sample(const ModelFn& model, Prediction prediction, const NoiseSchedule& schedule,
               const SamplerConfig& config, const Tensor& x_T, int64_t first_index, uint64_t seed,
               const std::function<void(int64_t, int64_t)>& on_step = nullptr);
+
+// --- single steps (what the loops above run; tested against the PyTorch goldens) --------------
+
+// x0 and eps from a network output at schedule entry `step`; with clip, x0 is clipped to
+// [-1, 1] and eps recomputed from it.
+Denoised predicted_x0_eps(const Tensor& output, Prediction p, const Tensor& x, const NoiseSchedule& s,
+                          int64_t step, bool clip);
+// One DDIM step from schedule index t to `next` (-1: past the first step, returns x0).
+// z: standard normal noise, needed when eta > 0.
+Tensor ddim_step(const Tensor& x_t, const Tensor& output, Prediction p, const NoiseSchedule& s, int64_t t,
+                 int64_t next, double eta, const Tensor& z, bool clip);
+struct StepPrediction {
+  Tensor output;           // the prediction channels
+  Tensor variance_values;  // a learned-range model's extra channels (else undefined)
+};
+// One DDPM ancestral step at index k of the (respaced) schedule s; z needed for k > 0.
+Tensor ddpm_step(const Tensor& x_k, const StepPrediction& prediction, Prediction p, const NoiseSchedule& s,
+                 int64_t k, SamplerConfig::Variance variance, const Tensor& z, bool clip);
 
 // Number of network evaluations of a sampler configuration.
 int64_t sampler_nfe(const NoiseSchedule& schedule, const SamplerConfig& config);

@@ -15,6 +15,7 @@
 #include "data/image_io.h"
 #include "data/loader.h"
 #include "data/plot.h"
+#include "diffusion/losses.h"
 #include "diffusion/noise.h"
 #include "diffusion/sampler.h"
 #include "nn/atomic_file.h"
@@ -76,6 +77,7 @@ class Run {
       : o_(o), dir_(o.run_dir), config_(nn::load_unet_config(o.model)), net_(config_, o.seed),
         schedule_(NoiseSchedule::named(o.schedule, o.timesteps)),
         prediction_(parse_prediction(o.prediction)),
+        loss_kind_(parse_loss(o.loss.empty() ? o.prediction : o.loss)),
         adam_(net_.named_parameters(), adam_options()), ema_(net_, o.ema_decay, o.ema_start),
         loader_(data, {o.batch_size, o.seed, o.horizontal_flip, o.pad_to}) {
     DK_CHECK(o.steps > 0 && o.checkpoint_every > 0 && o.keep_last > 0 && o.log_every > 0,
@@ -114,6 +116,7 @@ class Run {
   nn::UNet net_;
   NoiseSchedule schedule_;
   Prediction prediction_;
+  LossKind loss_kind_;
   nn::Adam adam_;
   nn::Ema ema_;
   data::BatchLoader loader_;
@@ -133,7 +136,8 @@ double Run::train_step(int64_t step) {
   const Coefficients c = coefficients(schedule_, t, batch.images);
   const Tensor x_t = q_sample(batch.images, eps, c);
   const Tensor out = net_.forward(x_t, model_time(schedule_, t));
-  Tensor loss = mse_loss(out, prediction_target(prediction_, batch.images, eps, c));
+  LossInputs inputs{out, batch.images, eps, x_t, c, &schedule_, t};
+  Tensor loss = diffusion_loss(loss_kind_, prediction_, inputs);
   const double value = loss.item();
   DK_CHECK(std::isfinite(value), "train: step ", step, ": the loss is ", value,
            "; stopping. The last good checkpoint is in ", (dir_ / "checkpoints").string(),
@@ -304,7 +308,7 @@ TrainResult Run::run() {
   }
   std::signal(SIGINT, previous_handler);
   if (!result.interrupted && result.step == o_.steps) finish(result.step);
-  if (!o_.quiet)
+  if (!o_.quiet && !result.interrupted)
     std::printf("train: done at step %lld in %s; EMA model in %s\n", static_cast<long long>(result.step),
                 duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),
                 (dir_ / "model.safetensors").string().c_str());

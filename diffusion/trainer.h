@@ -25,6 +25,7 @@ struct TrainOptions {
   std::string schedule = "cosine";
   int64_t timesteps = 1000;
   std::string prediction = "v";
+  std::string loss;  // empty: the MSE of the prediction; or snr-trunc, hybrid (diffusion/losses.h)
   int64_t steps = 20000;
   int64_t batch_size = 64;
   double lr = 2e-4;
