@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <vector>
 
+#include "data/cifar.h"
 #include "data/idx.h"
+#include "data/image_folder.h"
 #include "tensor/error.h"
 #include "tensor/philox.h"
 
@@ -49,8 +51,17 @@ ImageDataset load_dataset(const std::string& name, Split split) {
   if (name == "fashion-mnist")
     return load_idx_pair({data_root() + "/fashion-mnist", "/usr/share/datasets/fashion-mnist"}, split, name);
   if (name == "synthetic") return synthetic_shapes(split == Split::Train ? 2048 : 512, split == Split::Train ? 1 : 2);
-  if (fs::is_directory(name)) return load_idx_pair({name}, split, name);
-  fail("unknown dataset '", name, "' (expected mnist, fashion-mnist, synthetic or a folder of IDX files)");
+  if (name.rfind("cifar10:", 0) == 0) return load_cifar10(name.substr(8), split == Split::Train);
+  if (name.rfind("images:", 0) == 0 || name.rfind("images-rgb:", 0) == 0) {
+    const bool rgb = name.rfind("images-rgb:", 0) == 0;
+    return load_image_folder(name.substr(rgb ? 11 : 7), rgb ? 3 : 1);
+  }
+  if (fs::is_directory(name)) {
+    if (fs::exists(fs::path(name) / "test_batch.bin")) return load_cifar10(name, split == Split::Train);
+    return load_idx_pair({name}, split, name);
+  }
+  fail("unknown dataset '", name, "' (expected mnist, fashion-mnist, synthetic, cifar10:<folder>, "
+       "images:<folder>, images-rgb:<folder>, or a folder of IDX files or CIFAR-10 batches)");
 }
 
 ImageDataset synthetic_shapes(int64_t count, uint64_t seed, int64_t size) {

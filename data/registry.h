@@ -1,6 +1,8 @@
 #pragma once
 // Datasets by name: "mnist" and "fashion-mnist" (IDX files), "synthetic" (generated, for tests
-// and smoke runs), or a folder holding train-/t10k- IDX files. Named sets are looked up under
+// and smoke runs), "cifar10:<folder>" (binary batches), "images:<folder>" / "images-rgb:<folder>"
+// (PNG/JPEG, grey or RGB; the same images serve both splits), or a folder holding train-/t10k-
+// IDX files or CIFAR-10 batches. Named sets are looked up under
 // $DIFFKD_DATA, else the datasets/ folder of the source tree (where scripts/setup.sh puts MNIST),
 // and Fashion-MNIST also in Debian's /usr/share/datasets/fashion-mnist.
 

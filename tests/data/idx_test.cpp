@@ -136,3 +136,52 @@ TEST(ImageIo, PngCarriesItsTextChunks) {
 
 }  // namespace
 }  // namespace diffkd::testing
+
+#include "data/cifar.h"
+#include "data/image_folder.h"
+
+namespace diffkd::testing {
+namespace {
+
+TEST(Cifar, RecordsAreLabelThenPlanarPixelsAndBadSizesAreNamed) {
+  std::string bytes;
+  for (int r = 0; r < 2; ++r) {
+    bytes.push_back(static_cast<char>(r == 0 ? 3 : 9));
+    for (int i = 0; i < 3072; ++i) bytes.push_back(static_cast<char>((i + r) % 251));
+  }
+  const std::string path = temp_file("data_batch_x.bin");
+  write_plain(path, bytes);
+  const data::ImageDataset d = data::load_cifar10_batches({path});
+  EXPECT_EQ(d.count, 2);
+  EXPECT_EQ(d.labels, (std::vector<int64_t>{3, 9}));
+  EXPECT_EQ(d.channels, 3);
+  EXPECT_EQ(d.image(1)[1024], (1024 + 1) % 251);  // first green pixel of record 1
+  write_plain(path, bytes.substr(0, 5000));
+  EXPECT_EQ(error_of([&] { data::load_cifar10_batches({path}); }),
+            path + ": 5000 bytes is not a whole number of 3073-byte CIFAR-10 records (1 label + 3072 pixels)");
+  bytes[0] = 12;
+  write_plain(path, bytes);
+  EXPECT_EQ(error_of([&] { data::load_cifar10_batches({path}); }), path + ": record 0 has label 12, expected 0..9");
+}
+
+TEST(ImageFolder, SubfoldersAreClassesAndSizesMustAgree) {
+  const fs::path root = fs::path(::testing::TempDir()) / "folder_set";
+  fs::remove_all(root);
+  fs::create_directories(root / "cats");
+  fs::create_directories(root / "dogs");
+  Generator gen(1);
+  const Tensor imgs = clamp(randn({3, 1, 5, 5}, gen), -1, 1);
+  data::write_png((root / "cats" / "a.png").string(), data::tensor_image(imgs, 0));
+  data::write_png((root / "dogs" / "b.png").string(), data::tensor_image(imgs, 1));
+  data::write_png((root / "dogs" / "c.png").string(), data::tensor_image(imgs, 2));
+  const data::ImageDataset d = data::load_image_folder(root.string(), 1);
+  EXPECT_EQ(d.count, 3);
+  EXPECT_EQ(d.labels, (std::vector<int64_t>{0, 1, 1}));
+  EXPECT_EQ(d.pixels[0], data::to_byte(imgs.to_vector()[0]));
+  data::write_png((root / "dogs" / "d.png").string(), data::tensor_image(clamp(randn({1, 1, 4, 4}, gen), -1, 1), 0));
+  EXPECT_NE(error_of([&] { data::load_image_folder(root.string(), 1); }).find("d.png: image is 4x4, the folder's first image is 5x5"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace diffkd::testing
