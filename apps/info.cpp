@@ -1,10 +1,14 @@
-// `diffkd info`: what a model preset or config file builds — its layers' widths, its exact
-// parameter count and its config — or, with no --model, every built-in preset and its size.
+// `diffkd info`: what a model preset, config file or checkpoint holds: its config, exact
+// parameter count and forward FLOPs per image (conv and matmul multiply-adds x 2, counted on
+// one forward pass); for a checkpoint also its metadata (diffusion settings, training step).
+// With no --model: every built-in preset and its size.
 
 #include <cstdio>
 #include <string>
 
 #include "apps/commands.h"
+#include "autograd/flop_counter.h"
+#include "nn/checkpoint.h"
 #include "nn/presets.h"
 #include "nn/unet.h"
 
@@ -24,6 +28,20 @@ std::string with_commas(int64_t n) {
   return out;
 }
 
+bool is_checkpoint(const std::string& s) {
+  return s.size() > 12 && s.compare(s.size() - 12, 12, ".safetensors") == 0;
+}
+
+int64_t forward_flops(nn::UNet& net) {
+  const nn::UNetConfig& c = net.config();
+  NoGradGuard no_grad;
+  net.eval();
+  FlopCounter counter;
+  const Tensor y = c.num_classes > 0 ? zeros({1}, DType::I64) : Tensor();
+  net.forward(zeros({1, c.in_channels, c.image_size, c.image_size}), full({1}, 500.0), y);
+  return counter.flops();
+}
+
 int run_info() {
   if (model_arg.empty()) {
     std::printf("%-24s %14s  %s\n", "preset", "parameters", "description");
@@ -34,20 +52,26 @@ int run_info() {
     }
     return 0;
   }
-  const nn::UNetConfig config = nn::load_unet_config(model_arg);
-  const nn::UNet net(config);
-  std::printf("model: %s\nconfig: %s\n", model_arg.c_str(), config.to_json().c_str());
-  std::printf("tensors: %zu parameters, %zu buffers\n", net.named_parameters().size(),
-              net.named_buffers().size());
-  std::printf("parameters: %s\n", with_commas(net.parameter_count()).c_str());
+  std::unique_ptr<nn::UNet> net;
+  if (is_checkpoint(model_arg)) {
+    net = nn::load_unet(model_arg);
+    for (const auto& [key, value] : safetensors::load(model_arg).metadata)
+      if (key != "config") std::printf("%s: %s\n", key.c_str(), value.c_str());
+  } else {
+    net = std::make_unique<nn::UNet>(nn::load_unet_config(model_arg));
+  }
+  std::printf("model: %s\nconfig: %s\n", model_arg.c_str(), net->config().to_json().c_str());
+  std::printf("tensors: %zu parameters, %zu buffers\n", net->named_parameters().size(), net->named_buffers().size());
+  std::printf("parameters: %s\n", with_commas(net->parameter_count()).c_str());
+  std::printf("forward FLOPs per image: %.3f G (conv and matmul)\n", forward_flops(*net) * 1e-9);
   return 0;
 }
 
 }  // namespace
 
 void add_info_command(CLI::App& app) {
-  CLI::App* info = app.add_subcommand("info", "Show a model preset's size and config (or list all presets)");
-  info->add_option("--model", model_arg, "preset name or path of a JSON model config");
+  CLI::App* info = app.add_subcommand("info", "Show a model's size, FLOPs and config (or list all presets)");
+  info->add_option("--model", model_arg, "preset name, JSON model config or .safetensors checkpoint");
   on_run(info, run_info);
 }
 

@@ -11,6 +11,7 @@
 // so gradients of any order exist (WGAN-GP needs the second). The bias gradient is
 // sum over (N, H, W).
 
+#include "autograd/flop_counter.h"
 #include "autograd/op_helpers.h"
 
 namespace diffkd {
@@ -52,6 +53,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
              " does not match ", w.size(0), " output channels");
   Tensor out = empty_as({x.size(0), w.size(0), oh, ow}, x);
   be(x).conv2d_forward(x, w, b.defined() ? b.detach() : Tensor(), out, p);
+  FlopCounter::add(2 * out.numel() * w.size(1) * w.size(2) * w.size(3));
   return record("conv2d", {x, w, b}, out, [x, w, opt](const GradContext& c) {
     return TensorList{c.needs_grad(0) ? conv2d_input_grad(c.grad, w, x.shape(), opt) : Tensor(),
                       c.needs_grad(1) ? conv2d_weight_grad(x, c.grad, w.shape(), opt) : Tensor(),
@@ -70,6 +72,7 @@ Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& input_s
   const Conv2dParams p = params(opt);
   Tensor out = empty_as(input_shape, gy);
   be(gy).conv2d_backward_input(gy, w, out, p);
+  FlopCounter::add(2 * gy.numel() * w.size(1) * w.size(2) * w.size(3));
   return record("conv2d_input_grad", {gy, w}, out, [gy, w, opt](const GradContext& c) {
     return TensorList{c.needs_grad(0) ? conv2d_no_bias(c.grad, w, opt) : Tensor(),
                       c.needs_grad(1) ? conv2d_weight_grad(c.grad, gy, w.shape(), opt) : Tensor()};

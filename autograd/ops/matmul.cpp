@@ -3,6 +3,7 @@
 //   bmm:    ga = g @ b^T,   gb = a^T @ g
 //   linear: y = x @ w^T + b
 
+#include "autograd/flop_counter.h"
 #include "autograd/op_helpers.h"
 
 namespace diffkd {
@@ -44,6 +45,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   full_a.insert(full_a.end(), {m, k});
   full_b.insert(full_b.end(), {k, n});
   Tensor out = bmm(reshape(expand(a, full_a), {nb, m, k}), reshape(expand(b, full_b), {nb, k, n}));
+  FlopCounter::add(2 * nb * m * k * n);
   Shape out_shape = batch;
   if (!a_vec) out_shape.push_back(m);
   if (!b_vec) out_shape.push_back(n);

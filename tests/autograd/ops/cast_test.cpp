@@ -29,3 +29,24 @@ TEST(Cast, SameDtypeIsTheTensorItselfAndIntegersAreRejected) {
 
 }  // namespace
 }  // namespace diffkd::testing
+
+#include "autograd/flop_counter.h"
+
+namespace diffkd::testing {
+namespace {
+
+TEST(FlopCounter, CountsConvAndMatmulMultiplyAddsTwiceOnlyWhileAlive) {
+  Generator gen(0);
+  const Tensor x = randn({2, 3, 8, 8}, gen), w = randn({5, 3, 3, 3}, gen);
+  const Tensor a = randn({4, 6, 7}, gen), b = randn({7, 9}, gen);
+  conv2d(x, w);  // not counted: no counter alive
+  FlopCounter counter;
+  conv2d(x, w, Tensor(), {{2, 2}, {1, 1}, {0, 0}});  // out [2, 5, 4, 4]
+  EXPECT_EQ(counter.flops(), 2 * (2 * 5 * 4 * 4) * (3 * 3 * 3));
+  const int64_t before = counter.flops();
+  matmul(a, b);  // 4 x [6x7] @ [7x9]
+  EXPECT_EQ(counter.flops() - before, 2 * 4 * 6 * 7 * 9);
+}
+
+}  // namespace
+}  // namespace diffkd::testing
