@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
 #include <omp.h>
 
 #include "apps/commands.h"
@@ -28,7 +29,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // One line naming the subcommand and the flag, as for every other bad input.
+    std::string where;
+    for (const CLI::App* sub : app.get_subcommands()) where = sub->get_name() + ": ";
+    std::fprintf(stderr, "diffkd: error: %s%s (see --help)\n", where.c_str(), e.what());
+    return 2;
   }
   if (app.get_subcommands().empty()) {
     std::fputs(app.help().c_str(), stdout);

@@ -60,7 +60,7 @@ ImageDataset load_dataset(const std::string& name, Split split) {
     if (fs::exists(fs::path(name) / "test_batch.bin")) return load_cifar10(name, split == Split::Train);
     return load_idx_pair({name}, split, name);
   }
-  fail("unknown dataset '", name, "' (expected mnist, fashion-mnist, synthetic, cifar10:<folder>, "
+  fail("dataset '", name, "': no such dataset or folder (expected mnist, fashion-mnist, synthetic, cifar10:<folder>, "
        "images:<folder>, images-rgb:<folder>, or a folder of IDX files or CIFAR-10 batches)");
 }
 
