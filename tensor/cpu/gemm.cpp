@@ -4,7 +4,8 @@
 // instead of both when asked for with DIFFKD_GEMM=openblas (blas.cpp). All use OpenMP threads;
 // OpenBLAS's OpenMP build runs single-threaded inside our parallel regions, so nothing
 // oversubscribes the cores.
-// Operands may be strided; a matrix with a unit stride in either dim is passed without a copy.
+// Operands may be strided; a matrix already in a BLAS layout (unit stride in one dim, rows or
+// columns not overlapping) is passed without a copy, any other view is copied first.
 
 #include <omp.h>
 
@@ -31,9 +32,14 @@ struct MatrixArg {
 
 MatrixArg as_matrix(const Tensor& t, bool trans) {
   const int64_t rows = t.size(1), cols = t.size(2);
-  if (t.stride(2) == 1 || cols == 1) return {t, trans, std::max<int64_t>(t.stride(1), std::max<int64_t>(cols, 1)), t.stride(0)};
-  if (t.stride(1) == 1 || rows == 1)  // column-major storage = the transpose, row-major
-    return {t, !trans, std::max<int64_t>(t.stride(2), std::max<int64_t>(rows, 1)), t.stride(0)};
+  // A view is passed without a copy only when it is a valid BLAS layout: unit stride along one
+  // dim and a leading dimension that does not make rows (or columns) overlap. Expanded (stride-0)
+  // or overlapping views would otherwise be read with a wrong leading dimension.
+  const bool row_major = (t.stride(2) == 1 || cols == 1) && (rows == 1 || t.stride(1) >= cols);
+  if (row_major) return {t, trans, rows == 1 ? std::max<int64_t>(cols, 1) : t.stride(1), t.stride(0)};
+  const bool col_major = (t.stride(1) == 1 || rows == 1) && (cols == 1 || t.stride(2) >= rows);
+  if (col_major)  // column-major storage = the transpose, row-major
+    return {t, !trans, cols == 1 ? std::max<int64_t>(rows, 1) : t.stride(2), t.stride(0)};
   Tensor c = t.clone_data();
   return {c, trans, cols, c.stride(0)};
 }

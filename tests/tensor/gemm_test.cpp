@@ -60,5 +60,78 @@ INSTANTIATE_TEST_SUITE_P(
       return name.str();
     });
 
+// Operand views that are not BLAS layouts must be copied, and those that are must be read with the
+// right leading dimension: row vectors, column vectors, expanded (stride-0) rows and columns,
+// overlapping rows and a batch broadcast with stride 0. Checked against a naive triple loop in f64.
+Tensor naive_product(const Tensor& a, const Tensor& b) {
+  const int64_t batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
+  const std::vector<double> av = a.to_vector(), bv = b.to_vector();  // row-major
+  std::vector<double> c(batch * m * n, 0.0);
+  for (int64_t i = 0; i < batch; ++i)
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t p = 0; p < k; ++p)
+          c[(i * m + r) * n + j] += av[(i * m + r) * k + p] * bv[(i * k + p) * n + j];
+  return from_vector(c, {batch, m, n}, DType::F64);
+}
+
+// The same view (shape, strides, offset) over an f32 copy of the whole storage.
+Tensor same_view_in(const Tensor& view, DType dtype) {
+  const int64_t elements = static_cast<int64_t>(view.storage()->nbytes() / sizeof(double));
+  const Tensor whole = view.as_strided({elements}, {1}, 0);
+  return to_dtype(whole, dtype).as_strided(view.shape(), view.strides(), view.offset());
+}
+
+TEST(GemmLayouts, NonBlasViewsAreCopiedAndBlasViewsAreNot) {
+  Generator gen(5);
+  const Tensor base = randn({2, 6, 5}, gen, DType::F64);
+  const Tensor row = randn({2, 1, 5}, gen, DType::F64);
+  const Tensor column = randn({2, 6, 1}, gen, DType::F64);
+  const Tensor one = randn({1, 6, 5}, gen, DType::F64);
+  struct Case {
+    const char* name;
+    Tensor a, b;
+  };
+  const Tensor flat = randn({40}, gen, DType::F64);
+  const std::vector<Case> cases = {
+      {"plain", base, transpose(base, 1, 2)},
+      {"expanded rows", expand(row, {2, 4, 5}), transpose(base, 1, 2)},
+      {"expanded columns", expand(column, {2, 6, 3}), narrow(base, 1, 0, 3)},
+      {"expanded batch", expand(one, {2, 6, 5}), transpose(base, 1, 2)},
+      {"overlapping rows", flat.as_strided({2, 4, 5}, {3, 2, 1}, 0), transpose(base, 1, 2)},
+      {"overlapping columns", flat.as_strided({2, 5, 4}, {3, 1, 2}, 0), narrow(base, 1, 0, 4)},
+      {"column vector", narrow(base, 2, 1, 1), narrow(row, 2, 0, 1)},
+      {"row vector", narrow(row, 2, 0, 4), narrow(base, 1, 0, 4)},
+  };
+  for (const Case& c : cases) {
+    const Tensor expected = naive_product(c.a, c.b);
+    for (DType dtype : {DType::F64, DType::F32}) {
+      // to_dtype copies into a contiguous f32 tensor: rebuild the same view layout over it.
+      const Tensor a = dtype == DType::F64 ? c.a : same_view_in(c.a, dtype);
+      const Tensor b = dtype == DType::F64 ? c.b : same_view_in(c.b, dtype);
+      Tensor out = zeros(expected.shape(), dtype);
+      backend(cpu()).gemm(false, false, 1.0, a, b, 0.0, out);
+      DK_EXPECT_CLOSE(to_dtype(out, DType::F64), expected, 1e-5, 1e-5, c.name);
+    }
+  }
+}
+
+// The gradient of sum(linear(x, w)) with one output unit is an expanded ones tensor: the
+// backward GEMMs must read it as such.
+TEST(GemmLayouts, GradientOfSummedSingleOutputLinear) {
+  Generator gen(9);
+  Tensor x = randn({4, 3}, gen, DType::F64).requires_grad_(true);
+  Tensor w = randn({1, 3}, gen, DType::F64).requires_grad_(true);
+  sum(linear(x, w)).backward();
+  const std::vector<double> xv = x.to_vector(), wv = w.to_vector();
+  const std::vector<double> gx = x.grad().to_vector(), gw = w.grad().to_vector();
+  for (int64_t j = 0; j < 3; ++j) {
+    double column_sum = 0;
+    for (int64_t i = 0; i < 4; ++i) column_sum += xv[i * 3 + j];
+    EXPECT_NEAR(gw[j], column_sum, 1e-12);
+    for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(gx[i * 3 + j], wv[j], 1e-12);
+  }
+}
+
 }  // namespace
 }  // namespace diffkd
