@@ -103,4 +103,14 @@ struct SiluBackward {
   }
 };
 
+// --- random ----------------------------------------------------------------------------------
+// a + (b - a) * u for u in (0, 1), rounded to T and kept inside [a, b): in f32 a u within 2^-25 of
+// 1 would otherwise round to b itself.
+template <typename T>
+DK_HOST_DEVICE T uniform_between(double u, double a, double b) {
+  const T value = static_cast<T>(a + (b - a) * u);
+  const T upper = static_cast<T>(b);
+  return (b > a && !(value < upper)) ? std::nextafter(upper, static_cast<T>(a)) : value;
+}
+
 }  // namespace diffkd::scalar

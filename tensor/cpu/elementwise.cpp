@@ -124,15 +124,18 @@ void CpuBackend::random(const Tensor& dst, RandomKind kind, uint64_t seed, uint6
 #pragma omp parallel for schedule(static) if (n > 4096)
     for (int64_t j = 0; j < blocks; ++j) {
       double v[4];
+      scalar_t r[4];
       if (kind == RandomKind::Normal) {
         philox::normal_block(seed, offset, j, v);
-        for (double& e : v) e = a + b * e;
+        for (int lane = 0; lane < 4; ++lane) r[lane] = static_cast<scalar_t>(a + b * v[lane]);
       } else {
         philox::uniform_block(seed, offset, j, v);
-        for (double& e : v) e = kind == RandomKind::Uniform ? a + (b - a) * e : (e < a ? 1.0 : 0.0);
+        for (int lane = 0; lane < 4; ++lane)
+          r[lane] = kind == RandomKind::Uniform ? scalar::uniform_between<scalar_t>(v[lane], a, b)
+                                                : static_cast<scalar_t>(v[lane] < a ? 1 : 0);
       }
       const int64_t first = 4 * j, count = std::min<int64_t>(4, n - first);
-      for (int64_t lane = 0; lane < count; ++lane) o[first + lane] = static_cast<scalar_t>(v[lane]);
+      for (int64_t lane = 0; lane < count; ++lane) o[first + lane] = r[lane];
     }
   });
 }

@@ -9,6 +9,7 @@
 
 #include "autograd/ops.h"
 #include "tensor/philox.h"
+#include "tensor/scalar_ops.h"
 
 namespace diffkd {
 namespace {
@@ -105,6 +106,21 @@ TEST(Random, BlockwiseKernelEqualsThePerElementFormula) {
     ASSERT_EQ(normal[i], philox::normal_at(seed, offset, i)) << "normal element " << i;
   for (uint64_t i = 0; i < unif.size(); ++i)
     ASSERT_EQ(unif[i], philox::uniform_at(seed, offset, i)) << "uniform element " << i;
+}
+
+
+// The largest Philox output, 2^32 - 1, maps to u = 1 - 2^-33: in f32, a + (b - a) * u rounds to b.
+// uniform_between keeps every f32 draw strictly below b (and f64 draws are unaffected).
+TEST(Random, F32UniformStaysBelowTheUpperBound) {
+  const double u_max = philox::to_unit(0xffffffffu);
+  EXPECT_EQ(static_cast<float>(u_max), 1.0f);  // the rounding this guards against
+  EXPECT_LT(scalar::uniform_between<float>(u_max, 0.0, 1.0), 1.0f);
+  EXPECT_LT(scalar::uniform_between<float>(u_max, -1.0, 3.0), 3.0f);
+  EXPECT_EQ(scalar::uniform_between<double>(u_max, 0.0, 1.0), u_max);
+  EXPECT_EQ(scalar::uniform_between<float>(0.25, 0.0, 1.0), 0.25f);
+  Generator gen(3);
+  const std::vector<double> draws = rand({1 << 16}, gen, DType::F32).to_vector();
+  for (double d : draws) ASSERT_TRUE(d > 0.0 && d < 1.0) << d;
 }
 
 }  // namespace
