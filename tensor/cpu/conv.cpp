@@ -79,6 +79,7 @@ void for_each_group(const Grouping& grp, int64_t n, Body body) {
 
 void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
                                 const Tensor& y, const Conv2dParams& p) {
+  if (y.numel() == 0) return;  // an empty batch
   const Tensor x = contiguous_or_copy(x_in), w = contiguous_or_copy(w_in);
   const Tensor bias = contiguous_or_copy(bias_in);
   const ConvGeometry g = geometry(x, w, y, p);
@@ -116,8 +117,9 @@ void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Te
 
 void CpuBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, const Tensor& gx,
                                        const Conv2dParams& p) {
-  const Tensor gy = contiguous_or_copy(gy_in), w = contiguous_or_copy(w_in);
   DK_CHECK(gx.is_contiguous(), "conv2d_backward_input: output must be contiguous");
+  if (gx.numel() == 0) return;  // an empty batch
+  const Tensor gy = contiguous_or_copy(gy_in), w = contiguous_or_copy(w_in);
   const int64_t kh = w.size(2), kw = w.size(3);
   if (p.stride_h == 1 && p.stride_w == 1 && p.pad_h < kh && p.pad_w < kw) {
     // Stride 1: the input gradient is a forward convolution of gy with the weight transposed
@@ -164,8 +166,12 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, 
 
 void CpuBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& gy_in, const Tensor& gw,
                                         const Conv2dParams& p) {
-  const Tensor x = contiguous_or_copy(x_in), gy = contiguous_or_copy(gy_in);
   DK_CHECK(gw.is_contiguous(), "conv2d_backward_weight: output must be contiguous");
+  if (gy_in.numel() == 0) {  // an empty batch contributes nothing
+    fill(gw, 0.0);
+    return;
+  }
+  const Tensor x = contiguous_or_copy(x_in), gy = contiguous_or_copy(gy_in);
   const ConvGeometry g = geometry(x, gw, gy, p);
   const Grouping grp = grouping(g);
 #if defined(__AVX512F__)

@@ -35,6 +35,7 @@ double lane_sum(int64_t n, F term) {
 void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
                             double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
   DK_CHECK(x.is_contiguous() && y.is_contiguous(), "group_norm: kernel needs contiguous tensors");
+  if (x.numel() == 0) return;  // an empty batch
   const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), cg = c / groups;
   dispatch_float(x.dtype(), "group_norm", [&](auto tag) {
     using T = typename decltype(tag)::type;
@@ -73,6 +74,11 @@ void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, i
 void CpuBackend::group_norm_backward(const Tensor& gy_in, const Tensor& x, const Tensor& w,
                                      const Tensor& mean, const Tensor& rstd, int64_t groups,
                                      const Tensor& gx, const Tensor& gw, const Tensor& gb) {
+  if (x.numel() == 0) {  // an empty batch: no gradient for the affine parameters
+    if (gw.defined()) fill(gw, 0.0);
+    if (gb.defined()) fill(gb, 0.0);
+    return;
+  }
   const Tensor gy = gy_in.is_contiguous() ? gy_in : gy_in.clone_data();
   DK_CHECK(x.is_contiguous(), "group_norm_backward: kernel needs contiguous tensors");
   const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), cg = c / groups;

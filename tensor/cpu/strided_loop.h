@@ -51,12 +51,12 @@ StridedLoop<N> merge_dims(const Shape& shape, const std::array<const Shape*, N>&
 template <typename T, size_t N, typename Run>
 void for_each_run(const Shape& shape, const std::array<const Shape*, N>& strides,
                   const std::array<T*, N>& base, Run run) {
+  if (numel_of(shape) == 0) return;  // an empty tensor: nothing to visit (and no inner run)
   const StridedLoop<N> loop = merge_dims<N>(shape, strides);
   const int64_t ndim = static_cast<int64_t>(loop.shape.size());
   const int64_t inner = loop.shape.back();
   const int64_t outer = numel_of(loop.shape) / inner;
   const int64_t total = outer * inner;
-  if (total == 0) return;
   std::array<int64_t, N> inner_strides;
   for (size_t k = 0; k < N; ++k) inner_strides[k] = loop.strides[k].back();
 
