@@ -24,6 +24,9 @@ void run_backward(const TensorList& roots, const TensorList& root_grads, bool re
                   bool create_graph, const std::vector<Node*>& captured,
                   std::unordered_map<Node*, Tensor>* captured_grads) {
   GradModeGuard mode(create_graph);
+  // As in PyTorch, retain_graph defaults to create_graph: a differentiable gradient is usually
+  // differentiated again through the same graph (WGAN-GP's penalty then the critic loss).
+  retain_graph = retain_graph || create_graph;
 
   // 1. Count incoming edges of every reachable node (iterative DFS).
   std::unordered_map<Node*, int> dependencies;
@@ -112,6 +115,9 @@ Tensor default_root_grad(const Tensor& out, const Tensor& given, const char* who
   if (given.defined()) {
     DK_CHECK(given.shape() == out.shape(), who, ": gradient of shape ", shape_str(given.shape()),
              " for an output of shape ", shape_str(out.shape()));
+    DK_CHECK(given.dtype() == out.dtype() && given.device() == out.device(), who,
+             ": gradient is ", dtype_name(given.dtype()), " on ", given.device().str(),
+             " for an output that is ", dtype_name(out.dtype()), " on ", out.device().str());
     return given;
   }
   DK_CHECK(out.numel() == 1, who, ": output of shape ", shape_str(out.shape()),

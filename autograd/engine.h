@@ -14,7 +14,7 @@ namespace diffkd {
 // accumulated into .grad (nothing else's .grad changes). An undefined grad_output means ones for a
 // one-element output. Inputs the outputs do not depend on get undefined gradients unless
 // allow_unused is false, which throws. With create_graph the result is itself differentiable
-// (WGAN-GP's gradient penalty).
+// (WGAN-GP's gradient penalty); create_graph also keeps the graph, as retain_graph would.
 TensorList grad(const TensorList& outputs, const TensorList& inputs,
                 const TensorList& grad_outputs = {}, bool retain_graph = false,
                 bool create_graph = false, bool allow_unused = false);

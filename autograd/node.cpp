@@ -67,14 +67,15 @@ void FunctionNode::release() {
   released_ = true;
 }
 
-AccumulateGrad::AccumulateGrad(std::weak_ptr<AutogradMeta> leaf, Shape shape)
-    : Node("AccumulateGrad"), leaf_(std::move(leaf)), shape_(std::move(shape)) {}
+AccumulateGrad::AccumulateGrad(std::weak_ptr<AutogradMeta> leaf, Shape shape, DType dtype)
+    : Node("AccumulateGrad"), leaf_(std::move(leaf)), shape_(std::move(shape)), dtype_(dtype) {}
 
 TensorList AccumulateGrad::apply(const Tensor& grad) {
   auto meta = leaf_.lock();
   if (!meta) return {};  // the leaf is gone; nobody can read its gradient
-  DK_CHECK(grad.shape() == shape_, "AccumulateGrad: gradient of shape ", shape_str(grad.shape()),
-           " for a leaf of shape ", shape_str(shape_));
+  DK_CHECK(grad.shape() == shape_ && grad.dtype() == dtype_, "AccumulateGrad: gradient ",
+           dtype_name(grad.dtype()), " ", shape_str(grad.shape()), " for a leaf ",
+           dtype_name(dtype_), " ", shape_str(shape_));
   if (!meta->grad.defined()) {
     // Detach unless building a higher-order graph; copy so later in-place updates of .grad
     // (optimisers) never write into a tensor the graph still uses.
@@ -95,7 +96,7 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
   if (meta->grad_fn) return meta->grad_fn;
   std::shared_ptr<Node> acc = meta->grad_accumulator.lock();
   if (!acc) {
-    acc = make_node<AccumulateGrad>(meta, t.shape());
+    acc = make_node<AccumulateGrad>(meta, t.shape(), t.dtype());
     meta->grad_accumulator = acc;
   }
   return acc;

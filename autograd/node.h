@@ -75,13 +75,14 @@ struct AutogradMeta {
 // Leaf sink: adds the incoming gradient into the leaf's .grad.
 class AccumulateGrad final : public Node {
  public:
-  explicit AccumulateGrad(std::weak_ptr<AutogradMeta> leaf, Shape shape);
+  AccumulateGrad(std::weak_ptr<AutogradMeta> leaf, Shape shape, DType dtype);
   TensorList apply(const Tensor& grad) override;
   const std::weak_ptr<AutogradMeta>& leaf() const { return leaf_; }
 
  private:
   std::weak_ptr<AutogradMeta> leaf_;
   Shape shape_;
+  DType dtype_;
 };
 
 // Creates a node owned by a shared_ptr whose deleter defers nested deletions to a loop.

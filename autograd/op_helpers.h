@@ -22,6 +22,9 @@ Tensor expand_raw(const Tensor& t, const Shape& shape);
 // Raises a clear error if a and b differ in dtype or device.
 void check_compatible(const char* op, const Tensor& a, const Tensor& b);
 
+// The elementwise function op(x; a, b) into a fresh tensor, no history (ops record their own).
+Tensor unary_forward(UnaryOp op, const Tensor& x, double a = 0, double b = 0);
+
 // A node for gradients that are not differentiable again: backward of them throws.
 Tensor mark_not_differentiable_again(const char* op, Tensor grad, const TensorList& inputs);
 

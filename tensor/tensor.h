@@ -80,6 +80,7 @@ class Tensor {
   // Reverse-mode gradient of this (scalar, or with an explicit grad) w.r.t. all leaves.
   // An undefined grad means ones (for a one-element tensor).
   void backward() const;
+  // create_graph implies retain_graph.
   void backward(const Tensor& grad, bool retain_graph = false, bool create_graph = false) const;
 
   const std::shared_ptr<AutogradMeta>& autograd_meta() const { return autograd_; }

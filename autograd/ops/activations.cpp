@@ -14,44 +14,36 @@ namespace diffkd {
 
 using namespace ops;
 
-namespace {
-Tensor apply(UnaryOp op, const Tensor& x, double a = 0) {
-  Tensor out = empty_like(x);
-  be(x).unary(op, x, out, a, 0);
-  return out;
-}
-}  // namespace
-
 Tensor relu(const Tensor& x) {
-  return record("relu", {x}, apply(UnaryOp::Relu, x), [x](const GradContext& c) {
-    return TensorList{mul(c.grad, apply(UnaryOp::Positive, x.detach()))};
+  return record("relu", {x}, unary_forward(UnaryOp::Relu, x), [x](const GradContext& c) {
+    return TensorList{mul(c.grad, unary_forward(UnaryOp::Positive, x.detach()))};
   });
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
-  return record("leaky_relu", {x}, apply(UnaryOp::LeakyRelu, x, slope),
+  return record("leaky_relu", {x}, unary_forward(UnaryOp::LeakyRelu, x, slope),
                 [x, slope](const GradContext& c) {
                   // [x > 0] + s [x <= 0] = s + (1 - s) [x > 0]
-                  Tensor d = affine(apply(UnaryOp::Positive, x.detach()), 1.0 - slope, slope);
+                  Tensor d = affine(unary_forward(UnaryOp::Positive, x.detach()), 1.0 - slope, slope);
                   return TensorList{mul(c.grad, d)};
                 });
 }
 
 Tensor sigmoid(const Tensor& x) {
-  return record("sigmoid", {x}, apply(UnaryOp::Sigmoid, x),
+  return record("sigmoid", {x}, unary_forward(UnaryOp::Sigmoid, x),
                 [](const GradContext& c) { return TensorList{mul(c.grad, c.out * (1.0 - c.out))}; },
                 true);
 }
 
 Tensor tanh(const Tensor& x) {
-  return record("tanh", {x}, apply(UnaryOp::Tanh, x),
+  return record("tanh", {x}, unary_forward(UnaryOp::Tanh, x),
                 [](const GradContext& c) {
                   return TensorList{mul(c.grad, 1.0 - square(c.out))};
                 }, true);
 }
 
 Tensor silu(const Tensor& x) {
-  return record("silu", {x}, apply(UnaryOp::Silu, x), [x](const GradContext& c) {
+  return record("silu", {x}, unary_forward(UnaryOp::Silu, x), [x](const GradContext& c) {
     if (GradMode::is_enabled()) {  // create_graph: the composed formula, differentiable again
       Tensor s = sigmoid(x);
       return TensorList{mul(c.grad, s + x * s * (1.0 - s))};
@@ -63,7 +55,7 @@ Tensor silu(const Tensor& x) {
 }
 
 Tensor softplus(const Tensor& x) {
-  return record("softplus", {x}, apply(UnaryOp::Softplus, x),
+  return record("softplus", {x}, unary_forward(UnaryOp::Softplus, x),
                 [x](const GradContext& c) { return TensorList{mul(c.grad, sigmoid(x))}; });
 }
 

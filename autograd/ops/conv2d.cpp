@@ -100,10 +100,12 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& b,
   DK_CHECK(x.size(1) == w.size(0), "conv_transpose2d: input ", shape_str(x.shape()), " has ",
            x.size(1), " channels, weight ", shape_str(w.shape()), " expects ", w.size(0));
   const Conv2dParams p = params(opt);
-  DK_CHECK(opt.output_padding[0] < std::max(p.stride_h, p.pad_h + 1) &&
-               opt.output_padding[1] < std::max(p.stride_w, p.pad_w + 1),
+  // As PyTorch (no dilation here): 0 <= output_padding < stride, else the extra rows would lie
+  // beyond what any input pixel reaches.
+  DK_CHECK(opt.output_padding[0] >= 0 && opt.output_padding[1] >= 0 &&
+               opt.output_padding[0] < p.stride_h && opt.output_padding[1] < p.stride_w,
            "conv_transpose2d: output_padding ", shape_str(opt.output_padding),
-           " must be smaller than stride ", shape_str(opt.stride));
+           " must be >= 0 and smaller than stride ", shape_str(opt.stride));
   const int64_t oh = (x.size(2) - 1) * p.stride_h - 2 * p.pad_h + w.size(2) + opt.output_padding[0];
   const int64_t ow = (x.size(3) - 1) * p.stride_w - 2 * p.pad_w + w.size(3) + opt.output_padding[1];
   DK_CHECK(oh > 0 && ow > 0, "conv_transpose2d: empty output for input ", shape_str(x.shape()));

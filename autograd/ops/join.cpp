@@ -52,7 +52,7 @@ Tensor stack(const TensorList& xs, int64_t dim) {
              shape_str(xs[0].shape()));
     expanded.push_back(unsqueeze(x, dim));
   }
-  return concat(expanded, dim < 0 ? dim : dim);
+  return concat(expanded, dim);  // unsqueeze put the new dim where `dim` names it
 }
 
 Tensor pad(const Tensor& x, const std::vector<int64_t>& pads, double value) {

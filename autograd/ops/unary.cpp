@@ -15,12 +15,6 @@ namespace diffkd {
 using namespace ops;
 
 namespace {
-Tensor unary_forward(UnaryOp op, const Tensor& x, double a = 0, double b = 0) {
-  DK_CHECK(x.defined(), "unary op on an undefined tensor");
-  Tensor out = empty_like(x);
-  be(x).unary(op, x, out, a, b);
-  return out;
-}
 // A constant (history-free) elementwise function of x: masks and signs used by backward.
 Tensor constant_of(UnaryOp op, const Tensor& x, double a = 0, double b = 0) {
   return unary_forward(op, x.detach(), a, b);

@@ -185,10 +185,13 @@ Tensor expand(const Tensor& x, const Shape& shape_in) {
            shape_str(x.shape()), " to ", shape_str(shape_in));
   Shape shape = shape_in;
   const int64_t extra = static_cast<int64_t>(shape.size()) - x.dim();
+  for (int64_t d = 0; d < extra; ++d)  // new leading dims: -1 has no size to keep
+    DK_CHECK(shape[d] >= 0, "expand: new dim ", d, " of ", shape_str(shape_in),
+             " must be a size >= 0");
   for (int64_t d = 0; d < x.dim(); ++d) {
     if (shape[extra + d] == -1) shape[extra + d] = x.size(d);
-    DK_CHECK(x.size(d) == shape[extra + d] || x.size(d) == 1, "expand: cannot expand ",
-             shape_str(x.shape()), " to ", shape_str(shape_in));
+    DK_CHECK(shape[extra + d] >= 0 && (x.size(d) == shape[extra + d] || x.size(d) == 1),
+             "expand: cannot expand ", shape_str(x.shape()), " to ", shape_str(shape_in));
   }
   if (shape == x.shape()) return x;
   return record("expand", {x}, expand_raw(x, shape),

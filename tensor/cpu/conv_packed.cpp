@@ -226,9 +226,11 @@ void conv2d_backward_weight_shifted(const Tensor& x, const Tensor& gy, const Ten
   // Images per cache chunk: their padded input and gy rows in about 512 KiB.
   const int64_t per_image = (image_size + o_pad * grid_pad) * 4;
   const int64_t chunk = std::max<int64_t>(1, (512 << 10) / per_image);
+  int team = 1;  // the team OpenMP actually gives (smaller inside a parallel region, say)
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) team = nt;
     const int64_t first = g.n * t / nt, last = g.n * (t + 1) / nt;
     float* acc = lanes + static_cast<size_t>(t) * o_pad * r_pad * kLanes;
     if (first == last) std::fill(acc, acc + o_pad * r_pad * kLanes, 0.0f);
@@ -271,7 +273,8 @@ void conv2d_backward_weight_shifted(const Tensor& x, const Tensor& gy, const Ten
         }
     }
   }
-  // Threads' partials in thread order, then the 16 lanes: a fixed order, so deterministic.
+  // Threads' partials in thread order, then the 16 lanes: a fixed order, so deterministic. Only
+  // the team's slots were written; slots beyond it hold stale sums from an earlier call.
   float* gwp = gw.data<float>();
   const size_t thread_stride = static_cast<size_t>(o_pad) * r_pad * kLanes;
 #pragma omp parallel for schedule(static)
@@ -279,7 +282,7 @@ void conv2d_backward_weight_shifted(const Tensor& x, const Tensor& gy, const Ten
     for (int64_t r = 0; r < rows; ++r) {
       const float* v = lanes + (o * r_pad + r) * kLanes;
       __m512 total = _mm512_loadu_ps(v);
-      for (int t = 1; t < threads; ++t) total = _mm512_add_ps(total, _mm512_loadu_ps(v + t * thread_stride));
+      for (int t = 1; t < team; ++t) total = _mm512_add_ps(total, _mm512_loadu_ps(v + t * thread_stride));
       gwp[o * rows + r] = _mm512_reduce_add_ps(total);
     }
 }

@@ -79,11 +79,14 @@ TEST(Engine, ChainOf100000OpsNeitherOverflowsTheStackNorLeaks) {
   for (int i = 0; i < 100000; ++i) y = y * 1.0000001;
   y.backward();
   EXPECT_NEAR(x.grad().item(), std::pow(1.0000001, 100000), 1e-9);
-  // Dropping the last reference destroys the whole chain (iteratively) without recursion.
-  Tensor z = x;
+  // Dropping the last reference destroys the whole chain (iteratively) without recursion: the
+  // first node of the chain, watched through a weak_ptr, is gone with it.
+  Tensor z = x + 1.0;
+  const std::weak_ptr<Node> first_node = z.grad_fn();
   for (int i = 0; i < 100000; ++i) z = z + 1.0;
+  EXPECT_FALSE(first_node.expired());
   z = Tensor();
-  SUCCEED();
+  EXPECT_TRUE(first_node.expired());
 }
 
 TEST(Engine, SavedTensorsAreFreedAfterBackward) {

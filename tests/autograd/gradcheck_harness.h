@@ -4,8 +4,9 @@
 //
 // Layouts: Contiguous leaves; Permuted leaves (stored with the last two dims swapped and
 // transposed back inside f, so the op sees a non-contiguous input); Sliced leaves (stored with
-// the last dim doubled and read with step 2). Broadcasting is covered by cases whose shapes
-// broadcast.
+// the last dim doubled and read with step 2); Expanded leaves (stored with a last dim of 1 and
+// expanded inside f, so the op reads a stride-0 view and its gradient must be summed back).
+// Broadcasting is also covered by cases whose shapes broadcast.
 
 #include <gtest/gtest.h>
 
@@ -15,7 +16,7 @@
 
 namespace diffkd::testing {
 
-enum class Layout { Contiguous, Permuted, Sliced };
+enum class Layout { Contiguous, Permuted, Sliced, Expanded };
 
 struct GradCase {
   std::string name;  // shows the op and shapes, e.g. "add_a2x3_b1x3"
@@ -24,10 +25,17 @@ struct GradCase {
   double low = -1.0, high = 1.0;  // leaves drawn uniformly here (keep away from kinks/poles)
   bool second_order = false;      // also run gradgradcheck
   GradcheckOptions options{};
+  bool expandable = true;  // false where equal values along the last dim are a kink (max)
 };
 
 inline const char* layout_name(Layout l) {
-  return l == Layout::Contiguous ? "contiguous" : (l == Layout::Permuted ? "permuted" : "sliced");
+  switch (l) {
+    case Layout::Contiguous: return "contiguous";
+    case Layout::Permuted: return "permuted";
+    case Layout::Sliced: return "sliced";
+    case Layout::Expanded: return "expanded";
+  }
+  return "?";
 }
 
 // Leaves for `shapes` in `layout`, and f adapted to read them as the op's inputs.
@@ -39,6 +47,7 @@ inline std::pair<TensorList, TensorFunction> make_inputs(const GradCase& c, Layo
     Shape stored = s;
     if (layout == Layout::Permuted && s.size() >= 2) std::swap(stored[s.size() - 1], stored[s.size() - 2]);
     if (layout == Layout::Sliced && !s.empty()) stored.back() *= 2;
+    if (layout == Layout::Expanded && !s.empty()) stored.back() = 1;
     leaves.push_back(uniform(stored, c.low, c.high, gen, DType::F64).requires_grad_());
   }
   TensorFunction adapted = [f = c.f, shapes = c.shapes, layout](const TensorList& xs) {
@@ -47,6 +56,7 @@ inline std::pair<TensorList, TensorFunction> make_inputs(const GradCase& c, Layo
       const size_t rank = shapes[i].size();
       if (layout == Layout::Permuted && rank >= 2) views.push_back(transpose(xs[i], -1, -2));
       else if (layout == Layout::Sliced && rank >= 1) views.push_back(slice(xs[i], -1, 0, xs[i].size(-1), 2));
+      else if (layout == Layout::Expanded && rank >= 1) views.push_back(expand(xs[i], shapes[i]));
       else views.push_back(xs[i]);
     }
     return f(views);
@@ -67,8 +77,10 @@ inline void run_gradcheck(const GradCase& c, Layout layout) {
     bool any_strided = false;
     for (size_t i = 0; i < leaves.size(); ++i) {
       const Tensor& x = leaves[i];
-      Tensor v = layout == Layout::Permuted ? (x.dim() >= 2 ? transpose(x, -1, -2) : x)
-                                            : (x.dim() >= 1 ? slice(x, -1, 0, x.size(-1), 2) : x);
+      Tensor v = x;
+      if (layout == Layout::Permuted && x.dim() >= 2) v = transpose(x, -1, -2);
+      if (layout == Layout::Sliced && x.dim() >= 1) v = slice(x, -1, 0, x.size(-1), 2);
+      if (layout == Layout::Expanded && x.dim() >= 1) v = expand(x, c.shapes[i]);
       any_strided = any_strided || !v.is_contiguous();
     }
     ASSERT_TRUE(any_strided) << c.name << ": no input is non-contiguous in this layout";
@@ -101,6 +113,7 @@ inline std::vector<GradParam> all_layouts(const std::vector<GradCase>& cases) {
     out.push_back({c, Layout::Contiguous});
     if (permutable) out.push_back({c, Layout::Permuted});
     if (sliceable) out.push_back({c, Layout::Sliced});
+    if (sliceable && c.expandable) out.push_back({c, Layout::Expanded});
   }
   return out;
 }

@@ -74,8 +74,15 @@ class GoldenFile {
 inline double tolerance_ratio(const Tensor& a, const Tensor& b, double atol, double rtol) {
   const std::vector<double> x = a.to_vector(), y = b.to_vector();
   double worst = 0;
-  for (size_t i = 0; i < x.size(); ++i)
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (std::isnan(x[i]) != std::isnan(y[i])) return INFINITY;  // NaN on one side only fails
+    if (std::isnan(x[i])) continue;                              // NaN in both agrees
+    if (std::isinf(x[i]) || std::isinf(y[i])) {
+      if (x[i] != y[i]) return INFINITY;
+      continue;
+    }
     worst = std::max(worst, std::abs(x[i] - y[i]) / (atol + rtol * std::abs(y[i])));
+  }
   return worst;
 }
 

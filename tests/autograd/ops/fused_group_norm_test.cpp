@@ -13,13 +13,16 @@ struct Results {
   Tensor y, gx, gw, gb;
 };
 
-Results run(bool fused, const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& gy,
-            int64_t groups) {
-  Tensor x = x0.clone_data().requires_grad_(), w = w0.clone_data().requires_grad_();
+// x_stored is the leaf; the op reads permute(x_stored, perm) (a non-contiguous view when perm is
+// not the identity), and gx is returned in the op's layout.
+Results run(bool fused, const Tensor& x_stored, const Tensor& w0, const Tensor& b0, const Tensor& gy,
+            int64_t groups, const std::vector<int64_t>& perm = {0, 1, 2, 3}) {
+  Tensor leaf = x_stored.clone_data().requires_grad_(), w = w0.clone_data().requires_grad_();
   Tensor b = b0.clone_data().requires_grad_();
+  const Tensor x = permute(leaf, perm);
   Tensor y = fused ? group_norm(x, groups, w, b) : group_norm_composite(x, groups, w, b);
   y.backward(gy);
-  return {y, x.grad(), w.grad(), b.grad()};
+  return {y, permute(leaf.grad(), perm), w.grad(), b.grad()};
 }
 
 TEST(FusedGroupNorm, MatchesCompositeAtUnetShapeF32) {
@@ -36,10 +39,12 @@ TEST(FusedGroupNorm, MatchesCompositeAtUnetShapeF32) {
 
 TEST(FusedGroupNorm, MatchesCompositeOnPermutedF64Input) {
   Generator gen(5);
-  const Tensor x = permute(randn({3, 4, 6, 5}, gen, DType::F64), {0, 3, 2, 1});  // [3,5,6,4]
+  const Tensor x_stored = randn({3, 4, 6, 5}, gen, DType::F64);  // read as [3,5,6,4]
+  const std::vector<int64_t> perm = {0, 3, 2, 1};
+  ASSERT_FALSE(permute(x_stored, perm).is_contiguous());
   const Tensor w = randn({5}, gen, DType::F64), b = randn({5}, gen, DType::F64);
   const Tensor gy = randn({3, 5, 6, 4}, gen, DType::F64);
-  const Results f = run(true, x, w, b, gy, 5), c = run(false, x, w, b, gy, 5);
+  const Results f = run(true, x_stored, w, b, gy, 5, perm), c = run(false, x_stored, w, b, gy, 5, perm);
   DK_EXPECT_CLOSE(f.y, c.y, 1e-12, 1e-10, "y");
   DK_EXPECT_CLOSE(f.gx, c.gx, 1e-12, 1e-10, "grad x");
   DK_EXPECT_CLOSE(f.gw, c.gw, 1e-12, 1e-10, "grad w");
