@@ -14,6 +14,7 @@
 #include "diffusion/generate.h"
 #include "eval/classifier_eval.h"
 #include "eval/metrics.h"
+#include "eval/score.h"
 
 namespace diffkd::apps {
 
@@ -70,14 +71,12 @@ int run_eval() {
     Generator gen(opts.seed);
     images = clamp(randn({opts.count, test.channels, test.height, test.width}, gen), -1, 1);
   }
-  const eval::ClassifierOutputs gen = eval::classify(classifier, images);
-  const eval::ClassifierOutputs ref = eval::classify(classifier, data::images_in_order(test, 0, opts.count));
-  const double scale = classifier.feature_scale;
-  report["fid_proxy"] = eval::frechet_distance(eval::feature_stats(gen.features), eval::feature_stats(ref.features));
-  report["kid"] = eval::kernel_inception_distance(gen.features / scale, ref.features / scale);
-  const eval::ClassStats cs = eval::class_stats(gen.logits);
-  report["is_proxy"] = cs.inception_score;
-  report["class_fraction"] = cs.class_fraction;
+  const eval::ImageScores scores =
+      eval::score_images(classifier, images, data::images_in_order(test, 0, opts.count));
+  report["fid_proxy"] = scores.fid_proxy;
+  report["kid"] = scores.kid;
+  report["is_proxy"] = scores.is_proxy;
+  report["class_fraction"] = scores.class_fraction;
   const std::string text = report.dump(2);
   std::printf("%s\n", text.c_str());
   if (!opts.out.empty()) std::ofstream(opts.out) << text << '\n';
