@@ -12,6 +12,7 @@
 #include "tensor/error.h"
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log file as they happen
   CLI::App app{"diffkd: train diffusion models and distil them into fast students"};
   app.set_version_flag("--version", std::string("diffkd ") + DIFFKD_VERSION);
   app.require_subcommand(0, 1);
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   diffkd::apps::add_sample_command(app);
   diffkd::apps::add_train_classifier_command(app);
   diffkd::apps::add_eval_command(app);
+  diffkd::apps::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
