@@ -75,7 +75,11 @@ SamplerRow parse_sampler(const std::string& spec, int64_t default_count) {
                                        : diffusion::SamplerConfig::Variance::FixedSmall;
       row.name += "-" + parts[i];
     } else if (parts[i].rfind("eta=", 0) == 0) {
-      c.eta = std::stod(parts[i].substr(4));
+      try {
+        c.eta = std::stod(parts[i].substr(4));
+      } catch (const std::exception&) {
+        fail("report: --samplers '", spec, "': eta '", parts[i].substr(4), "' is not a number");
+      }
       row.name += "-eta" + parts[i].substr(4);
     } else {
       fail("report: --samplers '", spec, "': unknown option '", parts[i], "'");
