@@ -92,9 +92,18 @@ Tensor vlb_bits_per_dim(const Tensor& model_mean, const Tensor& model_log_varian
 Tensor diffusion_loss(LossKind kind, Prediction prediction, const LossInputs& in) {
   const Coefficients& c = in.coefficients;
   switch (kind) {
-    case LossKind::Eps: return mse_loss(in.output, in.eps);
-    case LossKind::X0: return mse_loss(in.output, in.x0);
-    case LossKind::V: return mse_loss(in.output, prediction_target(Prediction::V, in.x0, in.eps, c));
+    // The MSE is taken in the loss's space whatever the network predicts (e.g. x0-MSE of a
+    // v-network): the output is converted first unless the two already agree.
+    case LossKind::Eps:
+      return mse_loss(prediction == Prediction::Eps ? in.output : denoise(in.output, prediction, in.x_t, c).eps, in.eps);
+    case LossKind::X0:
+      return mse_loss(prediction == Prediction::X0 ? in.output : denoise(in.output, prediction, in.x_t, c).x0, in.x0);
+    case LossKind::V: {
+      if (prediction == Prediction::V) return mse_loss(in.output, prediction_target(Prediction::V, in.x0, in.eps, c));
+      const Denoised d = denoise(in.output, prediction, in.x_t, c);
+      return mse_loss(prediction_target(Prediction::V, d.x0, d.eps, c),
+                      prediction_target(Prediction::V, in.x0, in.eps, c));
+    }
     case LossKind::SnrTrunc: {
       const Denoised d = denoise(in.output, prediction, in.x_t, c);
       return mean(maximum(per_sample_mean(square(d.x0 - in.x0)), per_sample_mean(square(d.eps - in.eps))));

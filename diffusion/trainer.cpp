@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -276,7 +277,14 @@ TrainResult Run::run() {
     const double lr = schedule_lr_.at(step);
     adam_.set_lr(lr);
     const double loss = train_step(step);
-    const double grad_norm = o_.grad_clip > 0 ? nn::clip_grad_norm(net_.parameters(), o_.grad_clip) : 0.0;
+    // The norm is measured even without clipping (an infinite limit scales nothing): a finite
+    // loss can still give non-finite gradients, which would poison the weights and every later
+    // checkpoint.
+    const double grad_norm = nn::clip_grad_norm(
+        net_.parameters(), o_.grad_clip > 0 ? o_.grad_clip : std::numeric_limits<double>::infinity());
+    DK_CHECK(std::isfinite(grad_norm), "train: step ", step, ": the gradient norm is ", grad_norm,
+             "; stopping before the update. The last good checkpoint is in ",
+             (dir_ / "checkpoints").string(), " (resume with --resume, perhaps with a lower --lr)");
     adam_.step();
     adam_.zero_grad();
     ema_.update(net_, step);

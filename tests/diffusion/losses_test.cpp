@@ -41,6 +41,29 @@ TEST(Losses, SnrTruncIsMaxOfSnrAndOneTimesXMse) {
   EXPECT_NEAR(loss, expected, 1e-9 * expected);
 }
 
+// An MSE loss in another space than the network's output converts the output first: the x0-MSE
+// of a v-network is the MSE of the x0 it implies, and each loss of a matching network is the
+// plain MSE against its target.
+TEST(Losses, MseLossesConvertTheOutputToTheirSpace) {
+  Batch b;
+  Generator gen(5);
+  const Tensor v_out = prediction_target(Prediction::V, b.x0, b.eps, b.c) + 0.1 * randn(b.x0.shape(), gen, DType::F64);
+  const Denoised d = denoise(v_out, Prediction::V, b.x_t, b.c);
+  const LossInputs in{v_out, b.x0, b.eps, b.x_t, b.c, nullptr, {}};
+  EXPECT_NEAR(diffusion_loss(LossKind::X0, Prediction::V, in).item(), mse_loss(d.x0, b.x0).item(), 1e-12);
+  EXPECT_NEAR(diffusion_loss(LossKind::Eps, Prediction::V, in).item(), mse_loss(d.eps, b.eps).item(), 1e-12);
+  const double v_mse = mse_loss(v_out, prediction_target(Prediction::V, b.x0, b.eps, b.c)).item();
+  EXPECT_NEAR(diffusion_loss(LossKind::V, Prediction::V, in).item(), v_mse, 1e-12);
+  // A v-loss of an eps-network: the v implied by its eps, against the true v.
+  const Tensor eps_out = b.eps + 0.1 * randn(b.x0.shape(), gen, DType::F64);
+  const Denoised e = denoise(eps_out, Prediction::Eps, b.x_t, b.c);
+  const LossInputs in_eps{eps_out, b.x0, b.eps, b.x_t, b.c, nullptr, {}};
+  EXPECT_NEAR(diffusion_loss(LossKind::V, Prediction::Eps, in_eps).item(),
+              mse_loss(prediction_target(Prediction::V, e.x0, e.eps, b.c),
+                       prediction_target(Prediction::V, b.x0, b.eps, b.c)).item(), 1e-12);
+  EXPECT_GT(std::abs(diffusion_loss(LossKind::X0, Prediction::V, in).item() - mse_loss(v_out, b.x0).item()), 1e-3);
+}
+
 TEST(Losses, LearnedRangeSpansPosteriorVarianceToBeta) {
   const NoiseSchedule s = NoiseSchedule::cosine(1000);
   const std::vector<int64_t> t{10, 500};
