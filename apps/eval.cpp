@@ -28,11 +28,6 @@ struct {
   uint64_t seed = 0;
 } opts;
 
-// 3x3 box blur of images [n, C, H, W] (a calibration row: how far a little blur moves the score).
-Tensor blurred(const Tensor& x) {
-  return avg_pool2d(pad(x, {1, 1, 1, 1}, -1.0), 3, 1);
-}
-
 int run_eval() {
   eval::LoadedClassifier classifier = eval::load_classifier(opts.classifier);
   const data::ImageDataset test = data::load_dataset(opts.data, data::Split::Test);
@@ -66,7 +61,7 @@ int run_eval() {
   } else if (opts.source == "real") {
     images = data::images_in_order(data::load_dataset(opts.data, data::Split::Train), 0, opts.count);
   } else if (opts.source == "blurred") {
-    images = blurred(data::images_in_order(test, 0, opts.count));
+    images = eval::box_blur(data::images_in_order(test, 0, opts.count));
   } else {
     Generator gen(opts.seed);
     images = clamp(randn({opts.count, test.channels, test.height, test.width}, gen), -1, 1);

@@ -166,7 +166,7 @@ int run_report() {
       images = data::images_in_order(data::load_dataset(opts.data, data::Split::Train), 0, opts.count);
       label = "calibration: real training images (the floor)";
     } else if (source == "blurred") {
-      images = avg_pool2d(pad(reference, {1, 1, 1, 1}, -1.0), 3, 1);
+      images = eval::box_blur(reference);
       label = "calibration: test images, 3x3 box blur";
     } else {
       Generator gen(opts.seed);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "autograd/ops.h"
 #include "eval/metrics.h"
 
 namespace diffkd::eval {
@@ -9,6 +10,8 @@ namespace diffkd::eval {
 double ImageScores::min_class_fraction() const {
   return class_fraction.empty() ? 0.0 : *std::min_element(class_fraction.begin(), class_fraction.end());
 }
+
+Tensor box_blur(const Tensor& images) { return avg_pool2d(pad(images, {1, 1, 1, 1}, -1.0), 3, 1); }
 
 ImageScores score_images(LoadedClassifier& classifier, const Tensor& images, const Tensor& reference) {
   const ClassifierOutputs gen = classify(classifier, images);

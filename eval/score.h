@@ -17,6 +17,10 @@ struct ImageScores {
   double min_class_fraction() const;
 };
 
+// The blurred-test-images calibration row: a 3x3 box blur of images [n, C, H, W] in [-1, 1]
+// (borders padded with -1, the background), to show how far a little blur moves each score.
+Tensor box_blur(const Tensor& images);
+
 // images and reference [n, C, H, W] in [-1, 1]; KID on features divided by the classifier's
 // feature_scale (kernel conditioning).
 ImageScores score_images(LoadedClassifier& classifier, const Tensor& images, const Tensor& reference);
