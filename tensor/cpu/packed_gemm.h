@@ -1,5 +1,5 @@
 #pragma once
-// A small f32 GEMM on pre-packed operands with an AVX-512 register-blocked micro-kernel, for the
+// A small f32 GEMM on pre-packed operands with a register-blocked micro-kernel, for the
 // convolution kernels, which pack their own operands (im2col writes straight into B panels).
 //
 //   C[m, n] = sum_k A[m, k] B[k, n]
@@ -8,8 +8,8 @@
 //   (rows/columns past m/n are zero padding)
 // Each (row block, column panel) tile is computed in registers over the whole k and handed to a
 // callback that stores it (the conv kernels add a bias and scatter into NCHW).
-// Only built where the compiler targets AVX-512 (-march=native on an AVX-512 machine);
-// available() says whether it was.
+// Built where the compiler targets AVX-512 (one 12 x 32 tile in registers) or AVX2 + FMA (four
+// 6 x 16 sub-tiles), with -march=native; available() says whether it was.
 
 #include <cstdint>
 #include <algorithm>
