@@ -9,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "apps/sampler_flags.h"
+#include "apps/sampler_spec.h"
 #include "data/loader.h"
 #include "data/registry.h"
 #include "diffusion/generate.h"
@@ -21,7 +22,7 @@ namespace diffkd::apps {
 namespace {
 
 struct {
-  std::string model, teacher, classifier = "classifier.safetensors", data = "mnist", source = "model";
+  std::string model, teacher, teacher_sampler, classifier = "classifier.safetensors", data = "mnist", source = "model";
   std::string out;
   SamplerFlags sampler;
   int64_t count = 1000, batch = 100;
@@ -29,6 +30,12 @@ struct {
 } opts;
 
 int run_eval() {
+  // Flag errors before any file's. A distilled student usually runs fewer steps than its teacher:
+  // the teacher's sampler is its own.
+  const diffusion::SamplerConfig sampler = opts.sampler.config();
+  const diffusion::SamplerConfig teacher_config =
+      opts.teacher_sampler.empty() ? sampler
+                                   : parse_sampler_spec(opts.teacher_sampler, opts.count, "eval: --teacher-sampler").config;
   eval::LoadedClassifier classifier = eval::load_classifier(opts.classifier);
   const data::ImageDataset test = data::load_dataset(opts.data, data::Split::Test);
   DK_CHECK(opts.count <= test.count, "eval: --count ", opts.count, " exceeds the ", test.count, " test images of ", opts.data);
@@ -41,22 +48,27 @@ int run_eval() {
     std::printf("eval: %lld samples from %s (%s)\n", static_cast<long long>(opts.count), opts.model.c_str(),
                 opts.sampler.describe().c_str());
     double seconds = 0;
-    images = diffusion::generate(model, opts.sampler.config(), 0, opts.count, opts.batch, opts.seed,
-                                 [&](const diffusion::GenerateProgress& p) {
-                                   seconds = p.seconds;
-                                   std::printf("  %lld/%lld images  %.1f ms/image\n", static_cast<long long>(p.done),
-                                               static_cast<long long>(p.total), 1000 * p.seconds / p.done);
-                                   std::fflush(stdout);
-                                 });
+    const auto print_progress = [&](const diffusion::GenerateProgress& p) {
+      seconds = p.seconds;
+      std::printf("  %lld/%lld images  %.1f ms/image  ETA %.0fs\n", static_cast<long long>(p.done),
+                  static_cast<long long>(p.total), 1000 * p.seconds / p.done, p.seconds / p.done * (p.total - p.done));
+      std::fflush(stdout);
+    };
+    images = diffusion::generate(model, sampler, 0, opts.count, opts.batch, opts.seed, print_progress);
+    const double model_seconds = seconds;
     report["model"] = opts.model;
     report["sampler"] = opts.sampler.describe();
-    report["nfe"] = diffusion::sampler_nfe(model.schedule, opts.sampler.config());
-    report["ms_per_image"] = 1000 * seconds / opts.count;
+    report["nfe"] = diffusion::sampler_nfe(model.schedule, sampler);
+    report["ms_per_image"] = 1000 * model_seconds / opts.count;
     if (!opts.teacher.empty()) {
       diffusion::LoadedModel teacher = diffusion::load_diffusion_model(opts.teacher);
-      const Tensor reference = diffusion::generate(teacher, opts.sampler.config(), 0, opts.count, opts.batch, opts.seed);
+      std::printf("eval: the teacher %s (%s) from the same noise\n", opts.teacher.c_str(),
+                  describe_sampler(teacher_config).c_str());
+      const Tensor reference = diffusion::generate(teacher, teacher_config, 0, opts.count, opts.batch, opts.seed,
+                                                   print_progress);
       const eval::Fidelity f = eval::fidelity(images, reference);
-      report["fidelity_to_teacher"] = {{"teacher", opts.teacher}, {"mse", f.mse}, {"psnr", f.psnr}};
+      report["fidelity_to_teacher"] = {{"teacher", opts.teacher}, {"teacher_sampler", describe_sampler(teacher_config)},
+                                       {"mse", f.mse}, {"psnr", f.psnr}};
     }
   } else if (opts.source == "real") {
     images = data::images_in_order(data::load_dataset(opts.data, data::Split::Train), 0, opts.count);
@@ -84,8 +96,10 @@ void add_eval_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("eval", "Score samples: FID-proxy, KID, IS-proxy, class histogram, fidelity");
   c->add_option("--model", opts.model, "diffusion model checkpoint to sample");
   c->add_option("--teacher", opts.teacher, "also measure fidelity to this model from the same noise");
+  c->add_option("--teacher-sampler", opts.teacher_sampler,
+                "the teacher's sampler, e.g. ddim:50 or ddpm:100:large (default: the model's flags)");
   c->add_option("--classifier", opts.classifier, "evaluation classifier (from train-classifier)")->capture_default_str();
-  c->add_option("--data", opts.data, "reference dataset (its test split)")->capture_default_str();
+  c->add_option("--data", opts.data, std::string("reference dataset, its test split: ") + data::kDatasetHelp)->capture_default_str();
   c->add_option("--source", opts.source, "model, or a calibration row: real, blurred, noise")->capture_default_str()
       ->check(CLI::IsMember({"model", "real", "blurred", "noise"}));
   c->add_option("--count", opts.count, "N: samples and reference images (scores depend on N)")->capture_default_str()

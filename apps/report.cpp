@@ -7,12 +7,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/sampler_spec.h"
 #include "data/image_io.h"
 #include "data/loader.h"
 #include "data/registry.h"
@@ -34,69 +37,6 @@ struct {
   uint64_t seed = 0;
 } opts;
 
-// One sampler row: "ddim:STEPS[:eta=E]" or "ddpm:STEPS[:small|large]", optionally "@N" for a
-// row at its own (smaller) N, e.g. "ddpm:1000@200".
-struct SamplerRow {
-  std::string spec, name;
-  diffusion::SamplerConfig config;
-  int64_t count = 0;
-};
-
-SamplerRow parse_sampler(const std::string& spec, int64_t default_count) {
-  SamplerRow row;
-  row.spec = spec;
-  row.count = default_count;
-  std::string body = spec;
-  if (const size_t at = body.find('@'); at != std::string::npos) {
-    try {
-      row.count = std::stoll(body.substr(at + 1));
-    } catch (const std::exception&) {
-      fail("report: --samplers '", spec, "': expected a count after @");
-    }
-    body = body.substr(0, at);
-  }
-  std::vector<std::string> parts;
-  std::stringstream ss(body);
-  for (std::string p; std::getline(ss, p, ':');) parts.push_back(p);
-  DK_CHECK(parts.size() >= 2 && (parts[0] == "ddim" || parts[0] == "ddpm"), "report: --samplers '",
-           spec, "': expected ddim:STEPS[:eta=E] or ddpm:STEPS[:small|large], optionally @N");
-  diffusion::SamplerConfig& c = row.config;
-  c.kind = parts[0] == "ddpm" ? diffusion::SamplerConfig::Kind::Ddpm : diffusion::SamplerConfig::Kind::Ddim;
-  try {
-    c.steps = std::stoll(parts[1]);
-  } catch (const std::exception&) {
-    fail("report: --samplers '", spec, "': steps '", parts[1], "' is not a number");
-  }
-  DK_CHECK(c.steps > 0 && row.count >= 2, "report: --samplers '", spec, "': steps must be >= 1 and N >= 2");
-  row.name = parts[0] + "-" + parts[1];
-  for (size_t i = 2; i < parts.size(); ++i) {
-    if (parts[i] == "large" || parts[i] == "small") {
-      c.variance = parts[i] == "large" ? diffusion::SamplerConfig::Variance::FixedLarge
-                                       : diffusion::SamplerConfig::Variance::FixedSmall;
-      row.name += "-" + parts[i];
-    } else if (parts[i].rfind("eta=", 0) == 0) {
-      try {
-        c.eta = std::stod(parts[i].substr(4));
-      } catch (const std::exception&) {
-        fail("report: --samplers '", spec, "': eta '", parts[i].substr(4), "' is not a number");
-      }
-      row.name += "-eta" + parts[i].substr(4);
-    } else {
-      fail("report: --samplers '", spec, "': unknown option '", parts[i], "'");
-    }
-  }
-  return row;
-}
-
-std::string describe(const diffusion::SamplerConfig& c) {
-  std::ostringstream os;
-  if (c.kind == diffusion::SamplerConfig::Kind::Ddim) os << "DDIM " << c.steps << " (eta " << c.eta << ")";
-  else
-    os << "DDPM " << c.steps << " ("
-       << (c.variance == diffusion::SamplerConfig::Variance::FixedLarge ? "large" : "small") << " variance)";
-  return os.str();
-}
-
 std::string fixed(double v, int digits) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", digits, v);
@@ -105,12 +45,12 @@ std::string fixed(double v, int digits) {
 
 int run_report() {
   namespace fs = std::filesystem;
-  std::vector<SamplerRow> rows;
-  for (const std::string& s : opts.samplers) rows.push_back(parse_sampler(s, opts.count));
+  std::vector<SamplerSpec> rows;
+  for (const std::string& s : opts.samplers) rows.push_back(parse_sampler_spec(s, opts.count, "report: --samplers"));
   eval::LoadedClassifier classifier = eval::load_classifier(opts.classifier);
   diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
   const data::ImageDataset test = data::load_dataset(opts.data, data::Split::Test);
-  for (const SamplerRow& r : rows)
+  for (const SamplerSpec& r : rows)
     DK_CHECK(r.count <= test.count, "report: N = ", r.count, " exceeds the ", test.count, " test images of ", opts.data);
   fs::create_directories(opts.out_dir);
   std::printf("report: %s, classifier %s (test accuracy %.2f%%), reference %s test images, N = %lld\n",
@@ -118,7 +58,9 @@ int run_report() {
               static_cast<long long>(opts.count));
 
   nlohmann::json json = {{"model", opts.model}, {"classifier", opts.classifier}, {"data", opts.data},
-                         {"seed", opts.seed}, {"rows", nlohmann::json::array()}};
+                         {"seed", opts.seed}, {"N", opts.count},
+                         {"reference", opts.data + " test images [0, N) of each row"},
+                         {"rows", nlohmann::json::array()}};
   std::ostringstream table;
   table << "| images | N | NFE | ms/image | FID-proxy | KID | IS-proxy | smallest class | grid |\n"
         << "|---|---:|---:|---:|---:|---:|---:|---:|---|\n";
@@ -135,8 +77,8 @@ int run_report() {
 
   std::vector<Tensor> firsts;  // the first images of every sampler, for the comparison figure
   for (size_t i = 0; i < rows.size(); ++i) {
-    const SamplerRow& r = rows[i];
-    std::printf("[%zu/%zu] %s: %lld images\n", i + 1, rows.size(), describe(r.config).c_str(),
+    const SamplerSpec& r = rows[i];
+    std::printf("[%zu/%zu] %s: %lld images\n", i + 1, rows.size(), describe_sampler(r.config).c_str(),
                 static_cast<long long>(r.count));
     std::fflush(stdout);
     double seconds = 0;
@@ -152,18 +94,22 @@ int run_report() {
     const int64_t shown = std::min(opts.grid, r.count);
     data::write_png((fs::path(opts.out_dir) / grid_file).string(),
                     data::make_grid(narrow(images, 0, 0, shown), 8),
-                    {{"model", opts.model}, {"sampler", describe(r.config)}, {"seed", std::to_string(opts.seed)}});
+                    {{"model", opts.model}, {"sampler", describe_sampler(r.config)}, {"seed", std::to_string(opts.seed)}});
     firsts.push_back(narrow(images, 0, 0, std::min(opts.compare, r.count)));
     const eval::ImageScores s = eval::score_images(classifier, images, data::images_in_order(test, 0, r.count));
-    add_row(describe(r.config), s, std::to_string(diffusion::sampler_nfe(model.schedule, r.config)),
+    add_row(describe_sampler(r.config), s, std::to_string(diffusion::sampler_nfe(model.schedule, r.config)),
             fixed(1000 * seconds / r.count, 1), grid_file);
   }
+  // Calibration at every N a row was scored at: FID-proxy depends strongly on N.
+  std::set<int64_t, std::greater<>> counts = {opts.count};
+  for (const SamplerSpec& r : rows) counts.insert(r.count);
+  for (const int64_t n : counts)
   for (const std::string& source : opts.calibration) {
-    const Tensor reference = data::images_in_order(test, 0, opts.count);
+    const Tensor reference = data::images_in_order(test, 0, n);
     Tensor images;
     std::string label;
     if (source == "real") {
-      images = data::images_in_order(data::load_dataset(opts.data, data::Split::Train), 0, opts.count);
+      images = data::images_in_order(data::load_dataset(opts.data, data::Split::Train), 0, n);
       label = "calibration: real training images (the floor)";
     } else if (source == "blurred") {
       images = eval::box_blur(reference);
@@ -173,7 +119,7 @@ int run_report() {
       images = clamp(randn(reference.shape(), gen), -1, 1);
       label = "calibration: Gaussian noise";
     }
-    std::printf("calibration: %s\n", source.c_str());
+    std::printf("calibration: %s at N = %lld\n", source.c_str(), static_cast<long long>(n));
     add_row(label, eval::score_images(classifier, images, reference), "-", "-", "");
   }
   if (!firsts.empty()) {
@@ -198,7 +144,7 @@ void add_report_command(CLI::App& app) {
       "report", "The main job: sample a model with several samplers, score each at a stated N, write grids and a table");
   c->add_option("--model", opts.model, "diffusion model checkpoint")->capture_default_str();
   c->add_option("--classifier", opts.classifier, "evaluation classifier")->capture_default_str();
-  c->add_option("--data", opts.data, "reference dataset (its test split)")->capture_default_str();
+  c->add_option("--data", opts.data, std::string("reference dataset, its test split: ") + data::kDatasetHelp)->capture_default_str();
   c->add_option("--samplers", opts.samplers,
                 "comma-separated rows: ddim:STEPS[:eta=E] or ddpm:STEPS[:small|large], optionally @N")
       ->delimiter(',')->capture_default_str();

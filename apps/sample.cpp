@@ -27,8 +27,8 @@ struct SampleOptions {
 } opts;
 
 int run_sample() {
+  const diffusion::SamplerConfig config = opts.sampler.config();  // flag errors before the file's
   diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
-  const diffusion::SamplerConfig config = opts.sampler.config();
   std::printf("sample: %lld images from %s, %s, seed %llu\n", static_cast<long long>(opts.count),
               opts.model.c_str(), opts.sampler.describe().c_str(), static_cast<unsigned long long>(opts.seed));
   double seconds = 0;

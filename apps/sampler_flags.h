@@ -5,6 +5,7 @@
 #include <string>
 
 #include "diffusion/sampler.h"
+#include "tensor/error.h"
 
 namespace diffkd::apps {
 
@@ -15,21 +16,28 @@ struct SamplerFlags {
   bool no_clip = false;
   std::string variance = "small";
   std::string spacing = "uniform";
+  CLI::Option* eta_option = nullptr;
+  CLI::Option* variance_option = nullptr;
 
   void add_to(CLI::App* command) {
     command->add_option("--sampler", sampler, "ddim or ddpm (ancestral, respaced)")->capture_default_str()
         ->check(CLI::IsMember({"ddim", "ddpm"}));
     command->add_option("--steps", steps, "sampler steps (network evaluations)")->capture_default_str()
         ->check(CLI::PositiveNumber);
-    command->add_option("--eta", eta, "DDIM eta (0: deterministic)")->capture_default_str();
+    eta_option = command->add_option("--eta", eta, "DDIM eta (0: deterministic)")->capture_default_str();
     command->add_flag("--no-clip", no_clip, "do not clip the predicted x0 to [-1, 1]");
-    command->add_option("--variance", variance, "DDPM variance: small (beta~) or large (beta)")
+    variance_option = command->add_option("--variance", variance, "DDPM variance: small (beta~) or large (beta)")
         ->capture_default_str()->check(CLI::IsMember({"small", "large"}));
     command->add_option("--spacing", spacing, "step sequence: uniform or quadratic")
         ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic"}));
   }
 
+  // A flag the chosen sampler does not read is an error, not silently dropped.
   diffusion::SamplerConfig config() const {
+    DK_CHECK(!(sampler == "ddpm" && eta_option && eta_option->count() > 0),
+             "--eta applies to --sampler ddim only (ddpm takes --variance)");
+    DK_CHECK(!(sampler == "ddim" && variance_option && variance_option->count() > 0),
+             "--variance applies to --sampler ddpm only (ddim takes --eta)");
     diffusion::SamplerConfig c;
     c.kind = sampler == "ddpm" ? diffusion::SamplerConfig::Kind::Ddpm : diffusion::SamplerConfig::Kind::Ddim;
     c.steps = steps;

@@ -27,7 +27,7 @@ int run_train() {
 void add_train_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("train", "Train a diffusion model (the teacher) on a dataset");
   c->add_option("--model", options.model, "model preset or JSON config")->capture_default_str();
-  c->add_option("--data", options.dataset, "dataset: mnist, fashion-mnist, synthetic or a folder of IDX files")->capture_default_str();
+  c->add_option("--data", options.dataset, data::kDatasetHelp)->capture_default_str();
   c->add_option("--run-dir", options.run_dir, "run folder (checkpoints, metrics, samples)")->capture_default_str();
   c->add_flag("--resume", options.resume, "continue the run in --run-dir from its latest checkpoint");
   c->add_option("--steps", options.steps, "total optimiser steps")->capture_default_str();
@@ -38,7 +38,7 @@ void add_train_command(CLI::App& app) {
   c->add_option("--grad-clip", options.grad_clip, "global gradient-norm clip (0: off)")->capture_default_str();
   c->add_option("--ema", options.ema_decay, "EMA decay of the weights")->capture_default_str();
   c->add_option("--ema-start", options.ema_start, "steps before the EMA starts averaging")->capture_default_str();
-  c->add_option("--schedule", options.schedule, "noise schedule: cosine, linear or rdd-cosine")->capture_default_str();
+  c->add_option("--schedule", options.schedule, "noise schedule: cosine, linear or rdd-cosine (T = 1025: pass --timesteps 1025)")->capture_default_str();
   c->add_option("--timesteps", options.timesteps, "diffusion steps T")->capture_default_str();
   c->add_option("--prediction", options.prediction, "network output: v, eps or x0")->capture_default_str();
   c->add_option("--loss", options.loss, "loss (default: MSE of the prediction): snr-trunc, or hybrid for "

@@ -33,7 +33,7 @@ int run_train_classifier() {
 
 void add_train_classifier_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("train-classifier", "Train the feature classifier used by eval (and by RDD)");
-  c->add_option("--data", opts.data, "dataset: mnist, fashion-mnist, synthetic or a folder of IDX files")->capture_default_str();
+  c->add_option("--data", opts.data, data::kDatasetHelp)->capture_default_str();
   c->add_option("--out", opts.out, "output checkpoint")->capture_default_str();
   c->add_option("--epochs", opts.train.epochs, "epochs")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--batch", opts.train.batch_size, "batch size")->capture_default_str()->check(CLI::PositiveNumber);

@@ -55,14 +55,20 @@ std::vector<int64_t> parse_header(const std::vector<uint8_t>& bytes, int rank,
   DK_CHECK(bytes.size() >= header, path, ": truncated IDX header (", bytes.size(),
            " bytes, expected at least ", header, ")");
   std::vector<int64_t> sizes;
-  int64_t total = 1;
+  // Up to three 32-bit sizes: their product can wrap around 64 bits (and then match the file).
+  uint64_t total = 1;
+  bool overflow = false;
+  std::string announced;
   for (int d = 0; d < rank; ++d) {
     sizes.push_back(big_endian_u32(bytes.data() + 4 + 4 * d));
-    total *= sizes.back();
+    overflow |= __builtin_mul_overflow(total, static_cast<uint64_t>(sizes.back()), &total);
+    announced += (d > 0 ? " x " : "") + std::to_string(sizes.back());
   }
-  const int64_t found = static_cast<int64_t>(bytes.size() - header);
-  DK_CHECK(found == total, path, ": the header announces ", total, " bytes of ", what,
-           found < total ? ", the file is truncated at " : ", the file has ", found);
+  announced += overflow ? " (over 2^64)" : " = " + std::to_string(total);
+  const uint64_t found = bytes.size() - header;
+  if (overflow) total = ~uint64_t{0};  // more than any file holds
+  DK_CHECK(total == found, path, ": the header announces ", announced, " bytes of ", what,
+           total > found ? ", the file is truncated at " : ", the file has ", found);
   return sizes;
 }
 

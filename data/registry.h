@@ -14,6 +14,11 @@ namespace diffkd::data {
 
 enum class Split { Train, Test };
 
+// The names above, for --data's help.
+inline constexpr const char* kDatasetHelp =
+    "mnist, fashion-mnist, synthetic, cifar10:<folder>, images:<folder>, images-rgb:<folder>, "
+    "or a folder of IDX files or CIFAR-10 batches";
+
 ImageDataset load_dataset(const std::string& name, Split split);
 
 // A deterministic synthetic set: `count` 28x28 grey images of a bright disc or square on black

@@ -105,7 +105,12 @@ Tensor ddpm(const ModelFn& model, Prediction p, const NoiseSchedule& full, const
 
 std::vector<int64_t> sampler_steps(const NoiseSchedule& schedule, const SamplerConfig& config) {
   if (config.spacing == "uniform") return uniform_steps(schedule.steps(), config.steps);
-  if (config.spacing == "quadratic") return quadratic_steps(config.quadratic_last, config.steps);
+  if (config.spacing == "quadratic") {
+    if (config.quadratic_last >= schedule.steps())
+      fail("quadratic step sequence ends at index ", config.quadratic_last, ", past the schedule's last index ",
+           schedule.steps() - 1);
+    return quadratic_steps(config.quadratic_last, config.steps);
+  }
   fail("unknown step spacing '", config.spacing, "' (expected uniform or quadratic)");
 }
 

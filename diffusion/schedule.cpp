@@ -63,7 +63,13 @@ NoiseSchedule NoiseSchedule::cosine(int64_t steps) {
 NoiseSchedule NoiseSchedule::named(const std::string& name, int64_t steps) {
   if (name == "linear") return linear(steps);
   if (name == "cosine") return cosine(steps);
-  if (name == "rdd-cosine") return rdd_cosine();
+  if (name == "rdd-cosine") {
+    // A fixed-length schedule: asking for another T would silently train on 1025 indices.
+    if (steps != 1025)
+      fail("noise schedule rdd-cosine has 1025 steps (RDD's T = 1024 plus one, indices 0..1024); got T = ",
+           steps, " (pass --timesteps 1025)");
+    return rdd_cosine();
+  }
   fail("unknown noise schedule '", name, "' (expected linear, cosine or rdd-cosine)");
 }
 

@@ -2,6 +2,7 @@
 
 #include "diffusion/trainer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -72,6 +73,55 @@ std::string duration(double seconds) {
   return s;
 }
 
+// The settings a run is made of, recorded in <run>/run.json when it starts. On --resume the
+// ones that define what is being trained must match (a different model, data or seed would
+// continue someone else's run); the optimisation settings may change (a lower --lr after a
+// diverged run, more --steps), and each change is printed and recorded.
+json run_settings(const TrainOptions& o, const nn::UNetConfig& config) {
+  return {{"model", o.model},           {"unet", json::parse(config.to_json())},
+          {"data", o.dataset},          {"schedule", o.schedule},
+          {"timesteps", o.timesteps},   {"prediction", o.prediction},
+          {"loss", o.loss},             {"batch", o.batch_size},
+          {"pad_to", o.pad_to},         {"flip", o.horizontal_flip},
+          {"seed", o.seed},             {"steps", o.steps},
+          {"lr", o.lr},                 {"warmup", o.warmup},
+          {"lr_schedule", o.lr_schedule}, {"grad_clip", o.grad_clip},
+          {"ema", o.ema_decay},         {"ema_start", o.ema_start}};
+}
+
+constexpr const char* kFixedSettings[] = {"unet", "data", "schedule", "timesteps", "prediction",
+                                          "loss", "batch", "pad_to", "flip", "seed"};
+
+// Compares the recorded settings with this invocation's; fails on a fixed one, prints the others.
+void check_resumed_settings(const fs::path& path, const json& now, bool quiet) {
+  json was;
+  try {
+    std::ifstream in(path);
+    was = json::parse(in);
+  } catch (const json::exception& e) {
+    fail(path.string(), ": unreadable (", e.what(), ")");
+  }
+  for (const auto& [key, value] : now.items()) {
+    if (key == "model" || !was.contains(key) || was.at(key) == value) continue;
+    const bool fixed = std::find(std::begin(kFixedSettings), std::end(kFixedSettings), key) != std::end(kFixedSettings);
+    DK_CHECK(!fixed, "train --resume: ", path.string(), " records ", key, " = ", was.at(key).dump(), ", this command gives ",
+             value.dump(), "; resume with the run's settings or start a new --run-dir");
+    if (!quiet) std::printf("resume: %s changed from %s to %s\n", key.c_str(), was.at(key).dump().c_str(), value.dump().c_str());
+  }
+}
+
+// Restores the previous SIGINT handler however the loop ends (a non-finite loss throws).
+class SigintGuard {
+ public:
+  SigintGuard() : previous_(std::signal(SIGINT, on_sigint)) { g_interrupted = false; }
+  ~SigintGuard() { std::signal(SIGINT, previous_); }
+  SigintGuard(const SigintGuard&) = delete;
+  SigintGuard& operator=(const SigintGuard&) = delete;
+
+ private:
+  void (*previous_)(int);
+};
+
 class Run {
  public:
   Run(const TrainOptions& o, const data::ImageDataset& data)
@@ -123,6 +173,13 @@ class Run {
   data::BatchLoader loader_;
   nn::LrSchedule schedule_lr_;
   std::vector<std::pair<double, double>> losses_;  // (step, loss) for loss.png
+  // Wall-clock training time: before this process (from the checkpoint) and since it started.
+  int64_t earlier_seconds_ = 0;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  int64_t train_seconds() const {
+    return earlier_seconds_ + static_cast<int64_t>(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  }
 };
 
 double Run::train_step(int64_t step) {
@@ -166,7 +223,8 @@ void Run::save_checkpoint(int64_t step) {
                            {"loader_epoch", std::to_string(pos.epoch)},
                            {"loader_index", std::to_string(pos.index)},
                            {"dropout_seed", std::to_string(default_generator().seed)},
-                           {"dropout_offset", std::to_string(default_generator().offset)}});
+                           {"dropout_offset", std::to_string(default_generator().offset)},
+                           {"train_seconds", std::to_string(train_seconds())}});
   write_file_atomically((dir_ / "latest.json").string(),
                         json{{"step", step}, {"checkpoint", step_name(step)}}.dump() + "\n");
   // Keep the newest keep_last checkpoints.
@@ -182,12 +240,19 @@ void Run::save_checkpoint(int64_t step) {
 int64_t Run::restore() {
   const fs::path latest = dir_ / "latest.json";
   default_generator() = Generator(o_.seed ^ kDropoutStream);  // dropout masks start from the seed
+  const fs::path settings_path = dir_ / "run.json";
+  const json settings = run_settings(o_, config_);
   if (!o_.resume) {
     DK_CHECK(!fs::exists(latest), dir_.string(), " already holds a run (", latest.string(),
              "); pass --resume to continue it, or choose another --run-dir");
+  }
+  if (!o_.resume || !fs::exists(latest)) {  // a fresh start
+    write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
     return 0;
   }
-  if (!fs::exists(latest)) return 0;  // nothing to resume: start fresh
+  // Runs from before run.json existed have nothing to check against.
+  if (fs::exists(settings_path)) check_resumed_settings(settings_path, settings, o_.quiet);
+  write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
   std::ifstream in(latest);
   json j;
   try {
@@ -203,6 +268,8 @@ int64_t Run::restore() {
   default_generator().seed = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_seed", state_path));
   default_generator().offset = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_offset", state_path));
   const int64_t step = nn::metadata_int(meta, "step", state_path);
+  // Checkpoints from before the time was recorded count as 0 s.
+  if (meta.count("train_seconds")) earlier_seconds_ = nn::metadata_int(meta, "train_seconds", state_path);
   // Metrics rows past the checkpoint belong to steps that will be redone.
   for (const char* name : {"metrics.csv", "metrics.jsonl"}) {
     std::ifstream rows(dir_ / name);
@@ -267,8 +334,7 @@ TrainResult Run::run() {
                 o_.schedule.c_str(), static_cast<long long>(o_.timesteps), o_.prediction.c_str(),
                 static_cast<long long>(o_.batch_size), start > 0 ? "resuming" : "starting",
                 static_cast<long long>(start), static_cast<long long>(o_.steps));
-  g_interrupted = false;
-  auto previous_handler = std::signal(SIGINT, on_sigint);
+  const SigintGuard sigint;
   const auto t0 = std::chrono::steady_clock::now();
   auto window_start = t0;
   int64_t window_steps = 0;
@@ -314,11 +380,12 @@ TrainResult Run::run() {
       break;
     }
   }
-  std::signal(SIGINT, previous_handler);
   if (!result.interrupted && result.step == o_.steps) finish(result.step);
   if (!o_.quiet && !result.interrupted)
-    std::printf("train: done at step %lld in %s; EMA model in %s\n", static_cast<long long>(result.step),
+    std::printf("train: done at step %lld in %s (%s in all, across resumes); EMA model in %s\n",
+                static_cast<long long>(result.step),
                 duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),
+                duration(static_cast<double>(train_seconds())).c_str(),
                 (dir_ / "model.safetensors").string().c_str());
   return result;
 }

@@ -72,7 +72,12 @@ TEST(Idx, MalformedFilesGetOneLineNamingFileExpectedAndFound) {
             path + ": not an IDX images file (magic 0x00000801, expected 0x00000803)");
   write_plain(path, idx_bytes(3, {10, 28, 28}, std::string(100, 'x')));
   EXPECT_EQ(error_of([&] { data::load_idx(path); }),
-            path + ": the header announces 7840 bytes of images, the file is truncated at 100");
+            path + ": the header announces 10 x 28 x 28 = 7840 bytes of images, the file is truncated at 100");
+  // Sizes whose product wraps around in 64 bits (2^32 - 1 cubed) are still a clear error.
+  write_plain(path, idx_bytes(3, {0xffffffffu, 0xffffffffu, 0xffffffffu}, std::string(100, 'x')));
+  EXPECT_EQ(error_of([&] { data::load_idx(path); }),
+            path + ": the header announces 4294967295 x 4294967295 x 4294967295 (over 2^64) bytes of images, "
+                   "the file is truncated at 100");
   write_plain(path, std::string("\x00\x00", 2));
   EXPECT_EQ(error_of([&] { data::load_idx(path); }),
             path + ": not an IDX images file (2 bytes; expected the magic 0x00000803)");

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <csignal>
+#include <fstream>
 #include <filesystem>
 
 #include "data/registry.h"
@@ -29,6 +31,14 @@ TEST(Schedule, CosineFollowsItsClosedFormAndLinearItsEnds) {
   EXPECT_DOUBLE_EQ(l.betas.front(), 1e-4);
   EXPECT_DOUBLE_EQ(l.betas.back(), 0.02);
   EXPECT_EQ(NoiseSchedule::rdd_cosine().steps(), 1025);
+  EXPECT_EQ(NoiseSchedule::named("rdd-cosine", 1025).steps(), 1025);
+  // A fixed-length schedule: any other T is an error, not a silent 1025.
+  try {
+    NoiseSchedule::named("rdd-cosine", 1000);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has 1025 steps"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Schedule, RespacingKeepsAlphaBarAndRecomputesBetas) {
@@ -42,6 +52,17 @@ TEST(Schedule, RespacingKeepsAlphaBarAndRecomputesBetas) {
   EXPECT_EQ(q.front(), 0);
   EXPECT_EQ(q.back(), 800);
   EXPECT_EQ(q[4], 1);  // int((4 sqrt(800) / 99)^2) = int(1.306)
+  SamplerConfig quadratic;
+  quadratic.spacing = "quadratic";
+  quadratic.steps = 10;
+  EXPECT_EQ(sampler_steps(c, quadratic).back(), 800);
+  try {  // a 500-step schedule has no index 800
+    sampler_steps(NoiseSchedule::cosine(500), quadratic);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("ends at index 800, past the schedule's last index 499"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Parameterisation, EpsX0AndVConvertExactly) {
@@ -131,7 +152,44 @@ TEST(Trainer, RefusesToOverwriteARunWithoutResume) {
   }
 }
 
+TEST(Trainer, ResumeRefusesAChangedModelDataOrSeedButTakesMoreSteps) {
+  const std::string dir = fresh_dir("run_settings");
+  train_diffusion(tiny_run(dir, 3), tiny_data());
+  TrainOptions other_seed = tiny_run(dir, 5);
+  other_seed.resume = true;
+  other_seed.seed = 1;
+  try {
+    train_diffusion(other_seed, tiny_data());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("run.json records seed = 0, this command gives 1"), std::string::npos) << what;
+  }
+  TrainOptions other_batch = tiny_run(dir, 5);
+  other_batch.resume = true;
+  other_batch.batch_size = 8;
+  EXPECT_THROW(train_diffusion(other_batch, tiny_data()), Error);
+  TrainOptions longer = tiny_run(dir, 5);  // more steps and a lower lr are the run's to change
+  longer.resume = true;
+  longer.lr = 1e-4;
+  EXPECT_EQ(train_diffusion(longer, tiny_data()).step, 5);
+  std::ifstream settings(dir + "/run.json");
+  const std::string text((std::istreambuf_iterator<char>(settings)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"steps\": 5"), std::string::npos) << text;
+}
+
+TEST(Trainer, CheckpointsCarryTheTrainingTimeAcrossResumes) {
+  const std::string dir = fresh_dir("run_time");
+  train_diffusion(tiny_run(dir, 3), tiny_data());
+  const auto state = safetensors::load(dir + "/checkpoints/step-0000003/state.safetensors");
+  ASSERT_TRUE(state.metadata.count("train_seconds"));
+  EXPECT_GE(std::stoll(state.metadata.at("train_seconds")), 0);
+}
+
+extern "C" void marker_handler(int) {}
+
 TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  const auto before = std::signal(SIGINT, marker_handler);
   const std::string dir = fresh_dir("run_nan");
   TrainOptions o = tiny_run(dir, 3);
   train_diffusion(o, tiny_data());
@@ -147,6 +205,8 @@ TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
     EXPECT_NE(std::string(e.what()).find("the loss is"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(fs::exists(dir + "/checkpoints/step-0000003/model.safetensors"));
+  // The run's Ctrl-C handler is gone with the run, even though it stopped with an error.
+  EXPECT_EQ(std::signal(SIGINT, before), &marker_handler);
 }
 
 }  // namespace
