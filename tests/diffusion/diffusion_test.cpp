@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "data/registry.h"
+#include "diffusion/generate.h"
 #include "diffusion/noise.h"
 #include "diffusion/sampler.h"
 #include "diffusion/trainer.h"
@@ -184,6 +185,32 @@ TEST(Trainer, CheckpointsCarryTheTrainingTimeAcrossResumes) {
   const auto state = safetensors::load(dir + "/checkpoints/step-0000003/state.safetensors");
   ASSERT_TRUE(state.metadata.count("train_seconds"));
   EXPECT_GE(std::stoll(state.metadata.at("train_seconds")), 0);
+}
+
+TEST(Trainer, HybridLossTrainsALearnedRangeModelThatSamplesEndToEnd) {
+  const std::string dir = fresh_dir("run_hybrid");
+  TrainOptions o = tiny_run(dir, 6);
+  o.model = (fs::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
+  o.prediction = "eps";
+  o.loss = "hybrid";
+  EXPECT_TRUE(std::isfinite(train_diffusion(o, tiny_data()).last_loss));
+  LoadedModel model = load_diffusion_model(dir + "/model.safetensors");
+  SamplerConfig ddpm;
+  ddpm.kind = SamplerConfig::Kind::Ddpm;
+  ddpm.steps = 4;
+  ddpm.variance = SamplerConfig::Variance::FixedSmall;
+  const Tensor a = generate(model, ddpm, 0, 3, 3, 5);
+  // The model's own variance replaces the fixed one: the flag changes nothing.
+  ddpm.variance = SamplerConfig::Variance::FixedLarge;
+  const Tensor b = generate(model, ddpm, 0, 3, 3, 5);
+  EXPECT_EQ(a.shape(), (Shape{3, 1, 8, 8}));
+  EXPECT_EQ(a.to_vector(), b.to_vector());
+  EXPECT_LE(max(abs(a)).item(), 1.0);
+  SamplerConfig ddim;  // DDIM reads only the eps channels
+  ddim.steps = 4;
+  const Tensor c = generate(model, ddim, 0, 3, 3, 5);
+  EXPECT_TRUE(std::isfinite(sum(c).item()));
+  EXPECT_GT(max(abs(c - a)).item(), 0.0);
 }
 
 extern "C" void marker_handler(int) {}

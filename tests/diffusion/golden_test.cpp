@@ -78,6 +78,21 @@ TEST(DiffusionGolden, RespacedDdpmStepsFixedSmallAndLarge) {
   }
 }
 
+TEST(DiffusionGolden, RespacedDdpmStepsWithLearnedRangeVariance) {
+  const auto g = golden("diffusion_steps.safetensors");
+  std::vector<int64_t> kept;
+  for (double k : g.at("ddpm.kept").to_vector()) kept.push_back(static_cast<int64_t>(k));
+  const NoiseSchedule s = NoiseSchedule::cosine(1000).respaced(kept);
+  for (const std::string p : {"ddpm_learned_k3", "ddpm_learned_k1", "ddpm_learned_k0"}) {
+    const int64_t k = static_cast<int64_t>(g.at(p + ".k").item());
+    const Tensor z = g.contains(p + ".z") ? g.at(p + ".z") : Tensor();
+    // The fixed variance flag is ignored when the model gives its own.
+    const Tensor x = ddpm_step(g.at(p + ".x_t"), {g.at(p + ".out"), g.at(p + ".var")}, Prediction::Eps, s, k,
+                               SamplerConfig::Variance::FixedLarge, z, true);
+    expect_close(x.to_vector(), g.at(p + ".x_next").to_vector(), 1e-12, 1e-14, p);
+  }
+}
+
 TEST(DiffusionGolden, TenStepDdimTrajectoryOfTheTinyUNet) {
   const auto weights = golden("unet_ddpm_weights.safetensors");
   nn::UNet net(nn::UNetConfig::from_json(weights.metadata.at("config"), weights.path));

@@ -15,7 +15,8 @@ Three files go to tests/golden/data/:
                                     alphas_cumprod of cosine(1025) ("rdd"), the PD logSNR cosine
                                     on u = 0, 0.1, ..., 1, and three timestep sequences.
   diffusion_steps.safetensors       single DDIM and respaced-DDPM steps on cosine(1000) with random
-                                    float64 inputs (the network output is a v-prediction).
+                                    float64 inputs (the network output is a v-prediction), and
+                                    learned-range DDPM steps (eps-prediction plus variance channels).
   diffusion_trajectory.safetensors  a whole 10-step DDIM (eta 0, clipped x0) trajectory of the tiny
                                     "ddpm" golden UNet (data/unet_ddpm_weights.safetensors).
 
@@ -264,6 +265,29 @@ def ddpm_step(x_k, v, k, kept, variance, z):
     return mean + math.sqrt(var) * z, x0
 
 
+def ddpm_step_learned(x_k, eps_out, var_out, k, kept, z):
+    """iDDPM learned-range variance (Nichol & Dhariwal 2021, eq. 15), eps-prediction, as
+    guided-diffusion's p_mean_variance: frac = (var_out + 1) / 2, log var = frac log beta_k +
+    (1 - frac) log beta~_k with beta~ "clipped" (index 0 takes beta~_1, as log 0 is -inf)."""
+    ab, betas = respaced(kept, AB_COSINE1000)
+    ab_k, ab_prev, beta = ab[k], (ab[k - 1] if k else 1.0), betas[k]
+    post_var = [betas[j] * (1.0 - (ab[j - 1] if j else 1.0)) / (1.0 - ab[j]) for j in range(len(kept))]
+    min_log = math.log(post_var[1] if k == 0 else post_var[k])
+    max_log = math.log(beta)
+    frac = (var_out + 1.0) / 2.0
+    log_var = frac * max_log + (1.0 - frac) * min_log
+    x0 = np.clip(math.sqrt(1.0 / ab_k) * x_k - math.sqrt(1.0 / ab_k - 1.0) * eps_out, -1.0, 1.0)
+    mean = (beta * math.sqrt(ab_prev) / (1.0 - ab_k)) * x0 + \
+           ((1.0 - ab_prev) * math.sqrt(1.0 - beta) / (1.0 - ab_k)) * x_k
+    if k == 0:
+        return mean, x0
+    return mean + np.exp(0.5 * log_var) * z, x0
+
+
+# (prefix, k): a learned-range model (2C output channels: eps, then the variance values in [-1, 1])
+DDPM_LEARNED_CASES = [("ddpm_learned_k3", 3), ("ddpm_learned_k1", 1), ("ddpm_learned_k0", 0)]
+
+
 # (prefix, t, s, eta, uses z); s = -1 is the final step (alpha_bar_s = 1: the output is x0)
 DDIM_CASES = [("ddim_999_979", 999, 979, 0.0), ("ddim_500_480", 500, 480, 0.5),
               ("ddim_20_0", 20, 0, 1.0), ("ddim_final_0", 0, -1, 0.0)]
@@ -300,6 +324,14 @@ def make_steps():
                         prefix + ".t": i64(DDPM_KEPT[k])})
         if z is not None:
             tensors[prefix + ".z"] = z
+    for prefix, k in DDPM_LEARNED_CASES:
+        x_t, out, z = case_inputs(prefix, k > 0)
+        var_out = np.tanh(np.random.default_rng(seed_of("diffusion." + prefix + ".var")).standard_normal(SHAPE))
+        x_next, x0 = ddpm_step_learned(x_t, out, var_out, k, DDPM_KEPT, z)
+        tensors.update({prefix + ".x_t": x_t, prefix + ".out": out, prefix + ".var": var_out,
+                        prefix + ".x_next": x_next, prefix + ".x0": x0, prefix + ".k": i64(k)})
+        if z is not None:
+            tensors[prefix + ".z"] = z
     tensors["ddpm.kept"] = i64(DDPM_KEPT)
     meta = {
         "description": "single sampler steps on cosine(1000), float64, shapes [2,1,4,4]; `out` is "
@@ -316,6 +348,11 @@ def make_steps():
                 "model's time input); mean = beta_k sqrt(ab_{k-1})/(1-ab_k) x0 + (1-ab_{k-1}) "
                 "sqrt(1-beta_k)/(1-ab_k) x_k; var small = beta_k (1-ab_{k-1})/(1-ab_k), large = "
                 "beta_k; x_next = mean + sqrt(var) z, no noise (and no z) at k = 0",
+        "ddpm_learned": "the same respaced schedule, iDDPM learned range (eq. 15): <p>.out is an "
+                        "eps-prediction (x0 = clip(sqrt(1/ab_k) x_k - sqrt(1/ab_k - 1) out)), <p>.var "
+                        "= tanh(N(0,1)) from default_rng(seed_of('diffusion.<p>.var')) the variance "
+                        "channels; log var = f log beta_k + (1-f) log beta~_k, f = (var + 1)/2, "
+                        "beta~_0 replaced by beta~_1; x_next = mean + exp(log var / 2) z",
     }
     write_safetensors(os.path.join(OUT, "diffusion_steps.safetensors"), tensors, meta)
 
@@ -497,7 +534,23 @@ def check_steps(sp):
             assert close(x0c, x0, 0.0)
         err = float(np.max(np.abs(x_next - ref)))
         assert err < 1e-12, (prefix, err)
-    print(f"  steps: all {len(DDIM_CASES) + len(DDPM_CASES)} cases agree with alternative formulas "
+    for prefix, k in DDPM_LEARNED_CASES:
+        x_t, e, var_out, x_next = (sp[prefix + n] for n in (".x_t", ".out", ".var", ".x_next"))
+        assert int(sp[prefix + ".k"]) == k and (prefix + ".z" in sp) == (k > 0)
+        if k == 0:
+            continue
+        # variance as a geometric interpolation beta^f beta~^(1-f); mean from the clipped x0
+        # through the eps-form (x_k - beta/s_k eps')/sqrt(alpha_k), eps' recomputed from x0.
+        ab_prev = ab[k - 1]
+        post = betas[k] * (1 - ab_prev) / (1 - ab[k])
+        f = (var_out + 1) / 2
+        x0 = np.clip((x_t - math.sqrt(1 - ab[k]) * e) / math.sqrt(ab[k]), -1, 1)
+        eps = (x_t - math.sqrt(ab[k]) * x0) / math.sqrt(1 - ab[k])
+        mean_eps = (x_t - betas[k] / math.sqrt(1 - ab[k]) * eps) / math.sqrt(1 - betas[k])
+        ref = mean_eps + np.sqrt(betas[k] ** f * post ** (1 - f)) * sp[prefix + ".z"]
+        err = float(np.max(np.abs(x_next - ref)))
+        assert err < 1e-12, (prefix, err)
+    print(f"  steps: all {len(DDIM_CASES) + len(DDPM_CASES) + len(DDPM_LEARNED_CASES)} cases agree with alternative formulas "
           f"(eps-form DDIM, DDIM eta=1 == DDPM fixed-small, eps-form posterior mean); "
           f"{clipped} clipped x0 elements over all cases")
     assert clipped > 0
