@@ -5,9 +5,10 @@
 //    (= max(SNR, 1) x-MSE), then the batch mean (Salimans & Ho 2022, sec. 4);
 //  * "hybrid": iDDPM's L_simple + lambda L_vlb for learned-range variance models (Nichol &
 //    Dhariwal 2021, sec. 3.1): the output has 2C channels, the first C predict eps (trained by
-//    L_simple), the last C interpolate the log-variance between log beta~_t and log beta_t; L_vlb
-//    (in bits per dimension, lambda = 0.001) trains only the variance: the mean enters it with its
-//    gradient stopped.
+//    L_simple), the last C interpolate the log-variance between log beta~_t and log beta_t; the
+//    VLB term at the sampled t (in bits per dimension) is added unweighted and trains only the
+//    variance (the mean enters it with its gradient stopped). One term at a uniform t estimates
+//    L_vlb / T, so this is lambda = 1/T: the paper's lambda = 0.001 at T = 1000, as guided-diffusion.
 
 #include <string>
 
