@@ -6,18 +6,29 @@
 #include "apps/commands.h"
 #include "data/registry.h"
 #include "diffusion/trainer.h"
+#include "nn/presets.h"
 
 namespace diffkd::apps {
 
 namespace {
 
 diffusion::TrainOptions options;
+bool flip_on = false, flip_off = false;
 
 int run_train() {
   const data::ImageDataset train_set = data::load_dataset(options.dataset, data::Split::Train);
-  std::printf("data: %s, %lld images of %lldx%lldx%lld\n", train_set.source.c_str(),
+  // Defaults that follow the data: flips for colour images (CIFAR), never for digits, whose
+  // mirror images are other shapes; zero padding up to the model's size (MNIST 28 -> 32).
+  options.horizontal_flip = flip_on || (!flip_off && train_set.channels == 3);
+  if (options.pad_to < 0) {
+    const int64_t model_size = nn::load_unet_config(options.model).image_size;
+    options.pad_to = train_set.height == train_set.width && train_set.height < model_size ? model_size : 0;
+  }
+  std::printf("data: %s, %lld images of %lldx%lldx%lld%s%s\n", train_set.source.c_str(),
               static_cast<long long>(train_set.count), static_cast<long long>(train_set.channels),
-              static_cast<long long>(train_set.height), static_cast<long long>(train_set.width));
+              static_cast<long long>(train_set.height), static_cast<long long>(train_set.width),
+              options.pad_to > 0 ? (", zero-padded to " + std::to_string(options.pad_to)).c_str() : "",
+              options.horizontal_flip ? ", random horizontal flips" : "");
   const diffusion::TrainResult r = diffusion::train_diffusion(options, train_set);
   return r.interrupted ? 130 : 0;
 }
@@ -43,8 +54,11 @@ void add_train_command(CLI::App& app) {
   c->add_option("--prediction", options.prediction, "network output: v, eps or x0")->capture_default_str();
   c->add_option("--loss", options.loss, "loss (default: MSE of the prediction): snr-trunc, or hybrid for "
                 "learned-range variance (eps prediction, 2C output channels)");
-  c->add_option("--pad-to", options.pad_to, "zero-pad images to this size (0: as they are)")->capture_default_str();
-  c->add_flag("--flip", options.horizontal_flip, "random horizontal flips (CIFAR; not for digits)");
+  options.pad_to = -1;
+  c->add_option("--pad-to", options.pad_to,
+                "zero-pad images to this size (0: as they are; default: the model's size when the data is smaller)");
+  CLI::Option* flip = c->add_flag("--flip", flip_on, "random horizontal flips (default: on for colour data such as CIFAR)");
+  c->add_flag("--no-flip", flip_off, "no flips (the default for grey data such as digits)")->excludes(flip);
   c->add_option("--seed", options.seed, "seed of weights, data order, timesteps and noise")->capture_default_str();
   c->add_option("--log-every", options.log_every, "steps between progress lines and metrics rows")->capture_default_str();
   c->add_option("--checkpoint-every", options.checkpoint_every, "steps between checkpoints")->capture_default_str();
