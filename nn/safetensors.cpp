@@ -99,19 +99,38 @@ bool bytes_of(const Shape& shape, uint64_t item_bytes, uint64_t& bytes) {
 struct PlannedTensor {
   const std::string* name;
   Tensor tensor;
+  std::string stored;   // the file's dtype: the tensor's own, or a narrower one asked for
   uint64_t begin, end;  // in the byte buffer
 };
 
+uint64_t stored_size(const std::string& stored, DType dtype) {
+  if (stored == "F16") return 2;
+  if (stored == "U8") return 1;
+  return itemsize(dtype);
+}
+
 // Sorts by name (deterministic files), checks the tensors and assigns consecutive offsets.
-std::vector<PlannedTensor> plan_layout(const std::string& path, const NamedTensors& tensors) {
+std::vector<PlannedTensor> plan_layout(const std::string& path, const NamedTensors& tensors,
+                                       const StoredTypes& narrow) {
   std::vector<PlannedTensor> plan;
   for (const auto& [name, tensor] : tensors) {
     DK_CHECK(name != "__metadata__", path, ": \"__metadata__\" is reserved, not a tensor name");
     DK_CHECK(tensor.defined(), path, ": tensor ", quoted(name), " is undefined");
     DK_CHECK(tensor.device() == cpu(), path, ": tensor ", quoted(name), " is on ",
              tensor.device().str(), "; only CPU tensors can be saved");
-    plan.push_back({&name, tensor, 0, 0});
+    std::string stored = stored_name(tensor.dtype());
+    if (const auto it = narrow.find(name); it != narrow.end()) {
+      const bool ok = (it->second == "F16" && is_floating(tensor.dtype())) ||
+                      (it->second == "U8" && tensor.dtype() == DType::I64);
+      DK_CHECK(ok, path, ": tensor ", quoted(name), " of ", dtype_name(tensor.dtype()), " cannot be stored as ",
+               it->second, " (F16 takes a float tensor, U8 an integer one)");
+      stored = it->second;
+    }
+    plan.push_back({&name, tensor, stored, 0, 0});
   }
+  for (const auto& [name, type] : narrow)
+    DK_CHECK(std::any_of(tensors.begin(), tensors.end(), [&](const auto& nt) { return nt.first == name; }), path,
+             ": a storage type is given for ", quoted(name), ", which is not among the tensors");
   std::sort(plan.begin(), plan.end(),
             [](const auto& a, const auto& b) { return *a.name < *b.name; });
   uint64_t offset = 0;
@@ -120,7 +139,7 @@ std::vector<PlannedTensor> plan_layout(const std::string& path, const NamedTenso
              quoted(*plan[i].name), " is given twice");
     const Tensor& t = plan[i].tensor;
     plan[i].begin = offset;
-    offset += static_cast<uint64_t>(t.numel()) * itemsize(t.dtype());
+    offset += static_cast<uint64_t>(t.numel()) * stored_size(plan[i].stored, t.dtype());
     plan[i].end = offset;
   }
   return plan;
@@ -131,7 +150,7 @@ std::string make_header(const std::string& path, const std::vector<PlannedTensor
                         const Metadata& metadata) {
   json header = json::object();
   for (const PlannedTensor& p : plan) {
-    header[*p.name] = {{"dtype", stored_name(p.tensor.dtype())},
+    header[*p.name] = {{"dtype", p.stored},
                        {"shape", p.tensor.shape()},
                        {"data_offsets", {p.begin, p.end}}};
   }
@@ -320,6 +339,45 @@ float half_to_float(uint16_t h) {
 
 float bfloat16_to_float(uint16_t b) { return std::bit_cast<float>(uint32_t(b) << 16); }
 
+// IEEE binary16 nearest to f (ties to even), as PyTorch's .half(): overflow gives infinity,
+// tiny values go subnormal, NaN stays NaN.
+uint16_t float_to_half(float f) {
+  const uint32_t bits = std::bit_cast<uint32_t>(f);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude >= 0x7f800000u)  // inf or NaN (NaN keeps a quiet mantissa bit)
+    return sign | 0x7c00u | (magnitude > 0x7f800000u ? 0x200u : 0u);
+  if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // rounds past 65504
+  const int exponent = static_cast<int>(magnitude >> 23) - 127;
+  if (exponent < -25) return sign;  // below half the smallest subnormal: +-0
+  // Shift the 24-bit significand so that its kept part is the half's 10 (or fewer) bits.
+  const uint32_t significand = (magnitude & 0x7fffffu) | 0x800000u;
+  const int shift = exponent < -14 ? 13 + (-14 - exponent) : 13;
+  uint32_t kept = significand >> shift;
+  const uint32_t rest = significand & ((1u << shift) - 1), half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (kept & 1u))) ++kept;  // may carry into the exponent: fine
+  if (exponent < -14) return sign | static_cast<uint16_t>(kept);  // subnormal (or the smallest normal)
+  return sign | static_cast<uint16_t>((static_cast<uint32_t>(exponent + 15) << 10) + (kept - 0x400u));
+}
+
+// The bytes of a tensor narrowed to the stored type (F16 from floats, U8 from integers in 0..255).
+std::vector<char> narrowed_bytes(const std::string& path, const std::string& name, const Tensor& t,
+                                 const std::string& stored) {
+  std::vector<char> out(static_cast<size_t>(t.numel()) * stored_size(stored, t.dtype()));
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (stored == "F16") {  // (an F64 value is rounded to F32 first)
+      const float value = t.dtype() == DType::F64 ? static_cast<float>(t.data<double>()[i]) : t.data<float>()[i];
+      const uint16_t h = float_to_half(value);
+      std::memcpy(out.data() + 2 * i, &h, 2);
+    } else {
+      const int64_t v = t.data<int64_t>()[i];
+      DK_CHECK(v >= 0 && v <= 255, path, ": tensor ", quoted(name), " holds ", v, ", which U8 cannot store");
+      out[i] = static_cast<char>(static_cast<uint8_t>(v));
+    }
+  }
+  return out;
+}
+
 // Converts the stored elements in `raw` into the loaded tensor's wider type.
 template <typename Stored, typename Loaded, typename Convert>
 void widen(const std::vector<char>& raw, Loaded* out, Convert convert) {
@@ -371,8 +429,9 @@ bool Contents::contains(const std::string& name) const {
                      [&](const auto& nt) { return nt.first == name; });
 }
 
-void save(const std::string& path, const NamedTensors& tensors, const Metadata& metadata) {
-  const std::vector<PlannedTensor> plan = plan_layout(path, tensors);
+void save(const std::string& path, const NamedTensors& tensors, const Metadata& metadata,
+          const StoredTypes& narrow) {
+  const std::vector<PlannedTensor> plan = plan_layout(path, tensors, narrow);
   const std::string header = make_header(path, plan, metadata);
   write_file_atomically(path, [&](const ByteSink& write) {
     const uint64_t length = header.size();
@@ -381,7 +440,12 @@ void save(const std::string& path, const NamedTensors& tensors, const Metadata& 
     for (const PlannedTensor& p : plan) {
       // One contiguous copy at a time, so a checkpoint of views never doubles in memory.
       const Tensor host = p.tensor.is_contiguous() ? p.tensor : p.tensor.clone_data();
-      write(host.raw_data(), p.end - p.begin);
+      if (p.stored == stored_name(host.dtype())) {
+        write(host.raw_data(), p.end - p.begin);
+      } else {
+        const std::vector<char> bytes = narrowed_bytes(path, *p.name, host, p.stored);
+        write(bytes.data(), bytes.size());
+      }
     }
   });
 }

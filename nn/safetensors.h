@@ -29,10 +29,15 @@ struct Contents {
   bool contains(const std::string& name) const;
 };
 
-// Writes the tensors (any strides; on the CPU) in F32/F64/I64, their data ordered by name, with
-// the header padded by spaces so that the data starts 8-byte aligned. The file is replaced
-// atomically (nn/atomic_file.h). Names must be unique and not "__metadata__".
-void save(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {});
+// Tensor name -> a narrower type to store it as: "F16" (a float tensor, rounded to nearest even)
+// or "U8" (an integer tensor with values in 0..255). Loading widens them back (F32 / I64).
+using StoredTypes = std::map<std::string, std::string>;
+
+// Writes the tensors (any strides; on the CPU) in F32/F64/I64, or as `narrow` says, their data
+// ordered by name, with the header padded by spaces so that the data starts 8-byte aligned. The
+// file is replaced atomically (nn/atomic_file.h). Names must be unique and not "__metadata__".
+void save(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {},
+          const StoredTypes& narrow = {});
 
 // Reads and validates a file; every problem is a one-line diffkd::Error starting with the path.
 // F32, F64 and I64 load as they are; F16 and BF16 (common in PyTorch checkpoints) widen to F32,

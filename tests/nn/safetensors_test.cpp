@@ -244,6 +244,44 @@ TEST_F(SafetensorsTest, ReadsSmallIntegerTypesAsI64) {
   EXPECT_EQ(loaded.at("mask").to_vector(), (std::vector<double>{1, 0}));
 }
 
+TEST_F(SafetensorsTest, WritesF16RoundingToNearestEvenAndEveryHalfRoundTrips) {
+  // Every finite half value, as floats: stored as F16 they must come back bit for bit.
+  std::vector<float> halves;
+  for (uint32_t bits = 0; bits < 0x10000u; ++bits) {
+    const uint32_t exponent = (bits >> 10) & 0x1fu;
+    if (exponent == 31) continue;  // inf / NaN: below
+    const float magnitude = exponent == 0 ? std::ldexp(static_cast<float>(bits & 0x3ffu), -24)
+                                          : std::ldexp(1.0f + (bits & 0x3ffu) / 1024.0f, static_cast<int>(exponent) - 15);
+    halves.push_back((bits & 0x8000u) ? -magnitude : magnitude);
+  }
+  const Tensor all = from_vector(std::vector<double>(halves.begin(), halves.end()), {static_cast<int64_t>(halves.size())});
+  // Rounding: ties to even at 1 + 2^-11 (-> 1) and 1 + 3 * 2^-11 (-> 1 + 2^-9); 65519 -> 65504,
+  // 65520 -> inf; half the smallest subnormal (2^-25) -> 0, a bit more -> 2^-24; 0.1 -> nearest.
+  const std::vector<double> cases = {1 + std::ldexp(1.0, -11), 1 + 3 * std::ldexp(1.0, -11), 65519, 65520,
+                                     std::ldexp(1.0, -25), std::ldexp(1.0, -25) * 1.0001, 0.1, -1e9,
+                                     std::numeric_limits<double>::quiet_NaN()};
+  const std::vector<double> expected = {1, 1 + std::ldexp(1.0, -9), 65504, INFINITY, 0, std::ldexp(1.0, -24),
+                                        0.0999755859375, -INFINITY};
+  safetensors::save(path("narrow.safetensors"),
+                    {{"all", all}, {"cases", from_vector(cases, {9})}, {"bytes", from_vector({0, 255, 17}, {3}, DType::I64)}},
+                    {}, {{"all", "F16"}, {"cases", "F16"}, {"bytes", "U8"}});
+  uint64_t header_length = 0;
+  std::ifstream(path("narrow.safetensors"), std::ios::binary).read(reinterpret_cast<char*>(&header_length), 8);
+  EXPECT_EQ(fs::file_size(path("narrow.safetensors")), 8 + header_length + 2 * halves.size() + 2 * 9 + 3)
+      << "F16 is 2 bytes and U8 1 byte an element";
+  const Contents loaded = safetensors::load(path("narrow.safetensors"));
+  EXPECT_EQ(loaded.at("all").to_vector(), all.to_vector());
+  const std::vector<double> got = loaded.at("cases").to_vector();
+  for (size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(got[i], expected[i]) << i;
+  EXPECT_TRUE(std::isnan(got[8]));
+  EXPECT_EQ(loaded.at("bytes").dtype(), DType::I64);
+  EXPECT_EQ(loaded.at("bytes").to_vector(), (std::vector<double>{0, 255, 17}));
+  EXPECT_THROW(safetensors::save(path("bad.safetensors"), {{"x", from_vector({256}, {1}, DType::I64)}}, {}, {{"x", "U8"}}),
+               Error);
+  EXPECT_THROW(safetensors::save(path("bad.safetensors"), {{"x", from_vector({1.5}, {1})}}, {}, {{"x", "U8"}}), Error);
+  EXPECT_THROW(safetensors::save(path("bad.safetensors"), {{"x", from_vector({1.5}, {1})}}, {}, {{"y", "F16"}}), Error);
+}
+
 // --- lookups and save errors --------------------------------------------------------------------
 
 TEST_F(SafetensorsTest, AtNamesTheFileAndTheTensorsItHas) {
