@@ -28,8 +28,8 @@ struct SamplerFlags {
     command->add_flag("--no-clip", no_clip, "do not clip the predicted x0 to [-1, 1]");
     variance_option = command->add_option("--variance", variance, "DDPM variance: small (beta~) or large (beta)")
         ->capture_default_str()->check(CLI::IsMember({"small", "large"}));
-    command->add_option("--spacing", spacing, "step sequence: uniform or quadratic")
-        ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic"}));
+    command->add_option("--spacing", spacing, "step sequence: uniform, quadratic or trailing (PD students)")
+        ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic", "trailing"}));
   }
 
   // A flag the chosen sampler does not read is an error, not silently dropped.

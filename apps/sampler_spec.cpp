@@ -26,7 +26,7 @@ SamplerSpec parse_sampler_spec(const std::string& spec, int64_t default_count, c
   std::stringstream ss(body);
   for (std::string p; std::getline(ss, p, ':');) parts.push_back(p);
   DK_CHECK(parts.size() >= 2 && (parts[0] == "ddim" || parts[0] == "ddpm"), context, " '",
-           spec, "': expected ddim:STEPS[:eta=E] or ddpm:STEPS[:small|large], optionally @N");
+           spec, "': expected ddim:STEPS[:eta=E] or ddpm:STEPS[:small|large], then optionally :trailing or :quadratic and @N");
   diffusion::SamplerConfig& c = row.config;
   c.kind = parts[0] == "ddpm" ? diffusion::SamplerConfig::Kind::Ddpm : diffusion::SamplerConfig::Kind::Ddim;
   try {
@@ -41,6 +41,9 @@ SamplerSpec parse_sampler_spec(const std::string& spec, int64_t default_count, c
       c.variance = parts[i] == "large" ? diffusion::SamplerConfig::Variance::FixedLarge
                                        : diffusion::SamplerConfig::Variance::FixedSmall;
       row.name += "-" + parts[i];
+    } else if (parts[i] == "uniform" || parts[i] == "quadratic" || parts[i] == "trailing") {
+      c.spacing = parts[i];
+      if (parts[i] != "uniform") row.name += "-" + parts[i];
     } else if (parts[i].rfind("eta=", 0) == 0) {
       try {
         c.eta = std::stod(parts[i].substr(4));
@@ -57,10 +60,11 @@ SamplerSpec parse_sampler_spec(const std::string& spec, int64_t default_count, c
 
 std::string describe_sampler(const diffusion::SamplerConfig& c) {
   std::ostringstream os;
-  if (c.kind == diffusion::SamplerConfig::Kind::Ddim) os << "DDIM " << c.steps << " (eta " << c.eta << ")";
+  const std::string spacing = c.spacing == "uniform" ? "" : ", " + c.spacing;
+  if (c.kind == diffusion::SamplerConfig::Kind::Ddim) os << "DDIM " << c.steps << " (eta " << c.eta << spacing << ")";
   else
     os << "DDPM " << c.steps << " ("
-       << (c.variance == diffusion::SamplerConfig::Variance::FixedLarge ? "large" : "small") << " variance)";
+       << (c.variance == diffusion::SamplerConfig::Variance::FixedLarge ? "large" : "small") << " variance" << spacing << ")";
   return os.str();
 }
 

@@ -111,7 +111,8 @@ std::vector<int64_t> sampler_steps(const NoiseSchedule& schedule, const SamplerC
            schedule.steps() - 1);
     return quadratic_steps(config.quadratic_last, config.steps);
   }
-  fail("unknown step spacing '", config.spacing, "' (expected uniform or quadratic)");
+  if (config.spacing == "trailing") return trailing_steps(schedule.steps(), config.steps);
+  fail("unknown step spacing '", config.spacing, "' (expected uniform, quadratic or trailing)");
 }
 
 int64_t sampler_nfe(const NoiseSchedule& schedule, const SamplerConfig& config) {

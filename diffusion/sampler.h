@@ -26,7 +26,7 @@ struct SamplerConfig {
   double eta = 0.0;
   bool clip_x0 = true;
   enum class Variance { FixedSmall, FixedLarge } variance = Variance::FixedSmall;  // DDPM only
-  std::string spacing = "uniform";  // "uniform" or "quadratic" (Denoising Student)
+  std::string spacing = "uniform";  // "uniform", "quadratic" (Denoising Student) or "trailing" (PD)
   int64_t quadratic_last = 800;     // the quadratic sequence's last index
 };
 

@@ -109,6 +109,14 @@ std::vector<int64_t> uniform_steps(int64_t total, int64_t n) {
   return out;
 }
 
+std::vector<int64_t> trailing_steps(int64_t total, int64_t n) {
+  DK_CHECK(n >= 1 && n <= total, "trailing steps: ", n, " steps out of ", total);
+  std::vector<int64_t> out;
+  for (int64_t i = 1; i <= n; ++i)
+    out.push_back(static_cast<int64_t>(std::llround(static_cast<double>(i) * total / n)) - 1);
+  return out;
+}
+
 std::vector<int64_t> quadratic_steps(int64_t last, int64_t n) {
   DK_CHECK(n >= 2 && last >= n - 1, "quadratic steps: ", n, " steps ending at ", last);
   std::vector<int64_t> out;

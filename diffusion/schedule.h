@@ -53,7 +53,11 @@ struct LogSnrCosine {
 // int((k * sqrt(last) / (n - 1))^2) for k < n, ending at `last` (800 in the paper, not T - 1).
 // The quadratic sequence repeats its first indices (k = 0..3 all give 0 for n = 100, last = 800);
 // the official sampler runs those as identity DDIM steps, and so does ours.
+// "trailing": round(i T / n) - 1 for i = 1..n, the grid of Progressive Distillation's t = i / n
+// (Salimans & Ho 2022): it always starts at T - 1, and the n-step grid is every other point of
+// the 2n-step one, so a distilled student's steps are exactly its teacher's step pairs.
 std::vector<int64_t> uniform_steps(int64_t total, int64_t n);
 std::vector<int64_t> quadratic_steps(int64_t last, int64_t n);
+std::vector<int64_t> trailing_steps(int64_t total, int64_t n);
 
 }  // namespace diffkd::diffusion

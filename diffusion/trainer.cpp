@@ -3,10 +3,8 @@
 #include "diffusion/trainer.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +17,7 @@
 #include "data/plot.h"
 #include "diffusion/losses.h"
 #include "diffusion/noise.h"
+#include "diffusion/run_folder.h"
 #include "diffusion/sampler.h"
 #include "nn/atomic_file.h"
 #include "nn/checkpoint.h"
@@ -52,26 +51,10 @@ DiffusionSpec DiffusionSpec::from_json(const std::string& text, const std::strin
 
 namespace {
 
-std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted = true; }
 
 // Keys of the per-step random streams (timesteps and noise), apart from everything else.
 constexpr uint64_t kTimestepStream = 7001, kNoiseStream = 7002, kDropoutStream = 7003;
 constexpr uint64_t kSampleSeedOffset = 0x5eed;
-
-std::string step_name(int64_t step) {
-  char s[32];
-  std::snprintf(s, sizeof s, "step-%07lld", static_cast<long long>(step));
-  return s;
-}
-
-std::string duration(double seconds) {
-  char s[32];
-  const long total = static_cast<long>(seconds);
-  if (total >= 3600) std::snprintf(s, sizeof s, "%ldh%02ldm", total / 3600, (total / 60) % 60);
-  else std::snprintf(s, sizeof s, "%ldm%02lds", total / 60, total % 60);
-  return s;
-}
 
 // The settings a run is made of, recorded in <run>/run.json when it starts. On --resume the
 // ones that define what is being trained must match (a different model, data or seed would
@@ -89,43 +72,15 @@ json run_settings(const TrainOptions& o, const nn::UNetConfig& config) {
           {"ema", o.ema_decay},         {"ema_start", o.ema_start}};
 }
 
-constexpr const char* kFixedSettings[] = {"unet", "data", "schedule", "timesteps", "prediction",
-                                          "loss", "batch", "pad_to", "flip", "seed"};
-
-// Compares the recorded settings with this invocation's; fails on a fixed one, prints the others.
-void check_resumed_settings(const fs::path& path, const json& now, bool quiet) {
-  json was;
-  try {
-    std::ifstream in(path);
-    was = json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path.string(), ": unreadable (", e.what(), ")");
-  }
-  for (const auto& [key, value] : now.items()) {
-    if (key == "model" || !was.contains(key) || was.at(key) == value) continue;
-    const bool fixed = std::find(std::begin(kFixedSettings), std::end(kFixedSettings), key) != std::end(kFixedSettings);
-    DK_CHECK(!fixed, "train --resume: ", path.string(), " records ", key, " = ", was.at(key).dump(), ", this command gives ",
-             value.dump(), "; resume with the run's settings or start a new --run-dir");
-    if (!quiet) std::printf("resume: %s changed from %s to %s\n", key.c_str(), was.at(key).dump().c_str(), value.dump().c_str());
-  }
-}
-
-// Restores the previous SIGINT handler however the loop ends (a non-finite loss throws).
-class SigintGuard {
- public:
-  SigintGuard() : previous_(std::signal(SIGINT, on_sigint)) { g_interrupted = false; }
-  ~SigintGuard() { std::signal(SIGINT, previous_); }
-  SigintGuard(const SigintGuard&) = delete;
-  SigintGuard& operator=(const SigintGuard&) = delete;
-
- private:
-  void (*previous_)(int);
-};
+// What defines the model being trained: these must match on --resume.
+const std::vector<std::string> kFixedSettings = {"unet", "data", "schedule", "timesteps", "prediction",
+                                                 "loss", "batch", "pad_to", "flip", "seed"};
 
 class Run {
  public:
   Run(const TrainOptions& o, const data::ImageDataset& data)
-      : o_(o), dir_(o.run_dir), config_(nn::load_unet_config(o.model)), net_(config_, o.seed),
+      : o_(o), dir_(o.run_dir), config_(nn::load_unet_config(o.model)),
+        folder_(o.run_dir, run_settings(o, config_), kFixedSettings, o.resume, o.quiet), net_(config_, o.seed),
         schedule_(NoiseSchedule::named(o.schedule, o.timesteps)),
         prediction_(parse_prediction(o.prediction)),
         loss_kind_(parse_loss(o.loss.empty() ? o.prediction : o.loss)),
@@ -141,7 +96,6 @@ class Run {
     schedule_lr_.base_lr = o.lr;
     schedule_lr_.warmup_steps = o.warmup;
     schedule_lr_.total_steps = o.steps;
-    fs::create_directories(dir_ / "checkpoints");
     fs::create_directories(dir_ / "samples");
   }
 
@@ -156,7 +110,6 @@ class Run {
   double train_step(int64_t step);
   void save_checkpoint(int64_t step);
   int64_t restore();
-  void log_metrics(int64_t step, double loss, double grad_norm, double lr, double rate);
   void write_samples(int64_t step);
   void finish(int64_t step);
   nn::Metadata model_metadata(int64_t step) const;
@@ -164,6 +117,7 @@ class Run {
   const TrainOptions& o_;
   fs::path dir_;
   nn::UNetConfig config_;
+  RunFolder folder_;
   nn::UNet net_;
   NoiseSchedule schedule_;
   Prediction prediction_;
@@ -172,7 +126,6 @@ class Run {
   nn::Ema ema_;
   data::BatchLoader loader_;
   nn::LrSchedule schedule_lr_;
-  std::vector<std::pair<double, double>> losses_;  // (step, loss) for loss.png
   // Wall-clock training time: before this process (from the checkpoint) and since it started.
   int64_t earlier_seconds_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -211,8 +164,7 @@ nn::Metadata Run::model_metadata(int64_t step) const {
 }
 
 void Run::save_checkpoint(int64_t step) {
-  const fs::path folder = dir_ / "checkpoints" / step_name(step);
-  fs::create_directories(folder);
+  const fs::path folder = folder_.checkpoint_folder(step);
   nn::save_model((folder / "model.safetensors").string(), net_, config_.to_json(), model_metadata(step));
   nn::UNet ema_net(config_);
   ema_.copy_to(ema_net);
@@ -225,78 +177,25 @@ void Run::save_checkpoint(int64_t step) {
                            {"dropout_seed", std::to_string(default_generator().seed)},
                            {"dropout_offset", std::to_string(default_generator().offset)},
                            {"train_seconds", std::to_string(train_seconds())}});
-  write_file_atomically((dir_ / "latest.json").string(),
-                        json{{"step", step}, {"checkpoint", step_name(step)}}.dump() + "\n");
-  // Keep the newest keep_last checkpoints.
-  std::vector<fs::path> all;
-  for (const auto& entry : fs::directory_iterator(dir_ / "checkpoints"))
-    if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0) all.push_back(entry.path());
-  std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + o_.keep_last < all.size(); ++i) fs::remove_all(all[i]);
-  if (!losses_.empty()) data::write_line_chart((dir_ / "loss.png").string(), losses_, "training loss (" + o_.model + ")", "step");
+  folder_.checkpoint_done(step, o_.keep_last);
+  folder_.write_loss_chart("training loss (" + o_.model + ")");
 }
 
 // Restores the newest checkpoint; returns its step (0 when starting fresh).
 int64_t Run::restore() {
-  const fs::path latest = dir_ / "latest.json";
   default_generator() = Generator(o_.seed ^ kDropoutStream);  // dropout masks start from the seed
-  const fs::path settings_path = dir_ / "run.json";
-  const json settings = run_settings(o_, config_);
-  if (!o_.resume) {
-    DK_CHECK(!fs::exists(latest), dir_.string(), " already holds a run (", latest.string(),
-             "); pass --resume to continue it, or choose another --run-dir");
-  }
-  if (!o_.resume || !fs::exists(latest)) {  // a fresh start
-    write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
-    return 0;
-  }
-  // Runs from before run.json existed have nothing to check against.
-  if (fs::exists(settings_path)) check_resumed_settings(settings_path, settings, o_.quiet);
-  write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
-  std::ifstream in(latest);
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::exception& e) {
-    fail(latest.string(), ": unreadable (", e.what(), ")");
-  }
-  const fs::path folder = dir_ / "checkpoints" / j.at("checkpoint").get<std::string>();
+  const auto latest = folder_.latest();
+  if (!latest) return 0;
+  const fs::path& folder = latest->second;
   nn::load_model((folder / "model.safetensors").string(), net_);
   const std::string state_path = (folder / "state.safetensors").string();
   const nn::Metadata meta = nn::load_training_state(state_path, adam_, &ema_);
   loader_.seek({nn::metadata_int(meta, "loader_epoch", state_path), nn::metadata_int(meta, "loader_index", state_path)});
   default_generator().seed = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_seed", state_path));
   default_generator().offset = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_offset", state_path));
-  const int64_t step = nn::metadata_int(meta, "step", state_path);
   // Checkpoints from before the time was recorded count as 0 s.
   if (meta.count("train_seconds")) earlier_seconds_ = nn::metadata_int(meta, "train_seconds", state_path);
-  // Metrics rows past the checkpoint belong to steps that will be redone.
-  for (const char* name : {"metrics.csv", "metrics.jsonl"}) {
-    std::ifstream rows(dir_ / name);
-    std::string line, kept;
-    while (std::getline(rows, line)) {
-      if (line.empty()) continue;
-      const bool header = !line.empty() && !std::isdigit(static_cast<unsigned char>(line[0])) && line[0] != '{';
-      long long row_step = 0;
-      if (line[0] == '{') row_step = json::parse(line).at("step").get<long long>();
-      else if (!header) row_step = std::stoll(line);
-      if (header || row_step <= step) kept += line + "\n";
-      if (!header && line[0] != '{' && row_step <= step)
-        losses_.emplace_back(row_step, std::stod(line.substr(line.find(',') + 1)));
-    }
-    write_file_atomically((dir_ / name).string(), kept);
-  }
-  return step;
-}
-
-void Run::log_metrics(int64_t step, double loss, double grad_norm, double lr, double rate) {
-  const bool fresh = !fs::exists(dir_ / "metrics.csv");
-  std::ofstream csv(dir_ / "metrics.csv", std::ios::app);
-  if (fresh) csv << "step,loss,grad_norm,lr,steps_per_s\n";
-  csv << step << ',' << loss << ',' << grad_norm << ',' << lr << ',' << rate << '\n';
-  std::ofstream jsonl(dir_ / "metrics.jsonl", std::ios::app);
-  jsonl << json{{"step", step}, {"loss", loss}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}}.dump() << '\n';
-  losses_.emplace_back(step, loss);
+  return nn::metadata_int(meta, "step", state_path);
 }
 
 void Run::write_samples(int64_t step) {
@@ -310,7 +209,7 @@ void Run::write_samples(int64_t step) {
   const Tensor x_T = sample_noise(shape, 0, o_.sample_count, seed, 0);
   const ModelFn model = [&](const Tensor& x, const Tensor& t) { return ema_net.forward(x, t); };
   const Tensor images = sample(model, prediction_, schedule_, sampler, x_T, 0, seed);
-  data::write_png((dir_ / "samples" / (step_name(step) + ".png")).string(),
+  data::write_png((dir_ / "samples" / (step_folder_name(step) + ".png")).string(),
                   data::make_grid(images, static_cast<int64_t>(std::ceil(std::sqrt(o_.sample_count)))),
                   {{"diffkd", "EMA weights at step " + std::to_string(step) + ", DDIM " +
                                   std::to_string(o_.sample_steps) + " steps, eta 0, seed " + std::to_string(seed)}});
@@ -334,9 +233,9 @@ TrainResult Run::run() {
                 o_.schedule.c_str(), static_cast<long long>(o_.timesteps), o_.prediction.c_str(),
                 static_cast<long long>(o_.batch_size), start > 0 ? "resuming" : "starting",
                 static_cast<long long>(start), static_cast<long long>(o_.steps));
-  const SigintGuard sigint;
+  const InterruptGuard interrupt;
   const auto t0 = std::chrono::steady_clock::now();
-  auto window_start = t0;
+  ProgressLine progress(o_.steps);
   int64_t window_steps = 0;
   double loss_sum = 0;
   for (int64_t step = start + 1; step <= o_.steps; ++step) {
@@ -358,20 +257,14 @@ TrainResult Run::run() {
     loss_sum += loss;
     ++window_steps;
     if (step % o_.log_every == 0 || step == o_.steps) {
-      const auto now = std::chrono::steady_clock::now();
-      const double rate = window_steps / std::chrono::duration<double>(now - window_start).count();
-      log_metrics(step, loss_sum / window_steps, grad_norm, lr, rate);
-      if (!o_.quiet) {
-        std::printf("step %lld/%lld  loss %.5f  lr %.2e  %.2f steps/s  ETA %s\n", static_cast<long long>(step),
-                    static_cast<long long>(o_.steps), loss_sum / window_steps, lr, rate,
-                    duration((o_.steps - step) / rate).c_str());
-        std::fflush(stdout);
-      }
-      window_start = now;
+      char fields[64];
+      std::snprintf(fields, sizeof fields, "loss %.5f  lr %.2e", loss_sum / window_steps, lr);
+      const double rate = progress.report(step, window_steps, fields, o_.quiet);
+      folder_.log_metrics(step, {{"loss", loss_sum / window_steps}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
       window_steps = 0;
       loss_sum = 0;
     }
-    const bool stop = g_interrupted.load();
+    const bool stop = interrupt.requested();
     if (step % o_.checkpoint_every == 0 || step == o_.steps || stop) save_checkpoint(step);
     if (o_.sample_every > 0 && (step % o_.sample_every == 0 || step == o_.steps)) write_samples(step);
     if (stop) {
@@ -384,8 +277,8 @@ TrainResult Run::run() {
   if (!o_.quiet && !result.interrupted)
     std::printf("train: done at step %lld in %s (%s in all, across resumes); EMA model in %s\n",
                 static_cast<long long>(result.step),
-                duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),
-                duration(static_cast<double>(train_seconds())).c_str(),
+                format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),
+                format_duration(static_cast<double>(train_seconds())).c_str(),
                 (dir_ / "model.safetensors").string().c_str());
   return result;
 }

@@ -53,6 +53,11 @@ TEST(Schedule, RespacingKeepsAlphaBarAndRecomputesBetas) {
   EXPECT_EQ(q.front(), 0);
   EXPECT_EQ(q.back(), 800);
   EXPECT_EQ(q[4], 1);  // int((4 sqrt(800) / 99)^2) = int(1.306)
+  // Trailing (PD): starts at T - 1; the 4-step grid is every other point of the 8-step one.
+  EXPECT_EQ(trailing_steps(1000, 4), (std::vector<int64_t>{249, 499, 749, 999}));
+  EXPECT_EQ(trailing_steps(1000, 1), (std::vector<int64_t>{999}));
+  const std::vector<int64_t> t128 = trailing_steps(1000, 128), t64 = trailing_steps(1000, 64);
+  for (size_t i = 0; i < t64.size(); ++i) EXPECT_EQ(t64[i], t128[2 * i + 1]) << i;
   SamplerConfig quadratic;
   quadratic.spacing = "quadratic";
   quadratic.steps = 10;

@@ -1,0 +1,81 @@
+#pragma once
+// The run folder that `train` and every `distill` method write, and what makes it resumable:
+//   run.json                  the settings the run was started with (checked on --resume)
+//   checkpoints/step-N/       the caller's files for step N (the newest keep_last are kept)
+//   latest.json               names the newest complete checkpoint; written last, atomically,
+//                             so an interrupted checkpoint never becomes the one resumed
+//   metrics.csv, metrics.jsonl, loss.png
+// Settings fall in two kinds: those that define what is being trained (model, data, seed, ...)
+// must match on --resume; the others (learning rate, step counts) may change, and each change is
+// printed and recorded.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace diffkd::diffusion {
+
+// Compares settings recorded in `path` with this invocation's; fails on a changed `fixed` key,
+// prints the other changes unless quiet.
+void check_resumed_settings(const std::filesystem::path& path, const nlohmann::json& now,
+                            const std::vector<std::string>& fixed, bool quiet);
+
+class RunFolder {
+ public:
+  // Without resume, a folder that already holds a run is an error (nothing a user ran is lost).
+  RunFolder(const std::string& dir, const nlohmann::json& settings, const std::vector<std::string>& fixed,
+            bool resume, bool quiet);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  // The step and folder of the checkpoint to resume from; nullopt on a fresh start.
+  std::optional<std::pair<int64_t, std::filesystem::path>> latest() const { return latest_; }
+  // A fresh (emptied) folder for the checkpoint of `step`; call checkpoint_done when it is written.
+  std::filesystem::path checkpoint_folder(int64_t step) const;
+  void checkpoint_done(int64_t step, int64_t keep_last);
+
+  // One metrics row (CSV header from the first row's names); also feeds loss.png with `loss`.
+  void log_metrics(int64_t step, const std::vector<std::pair<std::string, double>>& values);
+  void write_loss_chart(const std::string& title) const;
+
+ private:
+  std::filesystem::path dir_;
+  std::optional<std::pair<int64_t, std::filesystem::path>> latest_;
+  std::vector<std::pair<double, double>> losses_;
+};
+
+// "step 120/4000  loss 0.03120  lr 4.9e-05  1.32 steps/s  ETA 50m20s", measured over the steps since
+// the previous line.
+class ProgressLine {
+ public:
+  explicit ProgressLine(int64_t total) : total_(total), window_start_(std::chrono::steady_clock::now()) {}
+  // Returns the rate (steps/s) over the window; prints unless quiet.
+  double report(int64_t step, int64_t window_steps, const std::string& fields, bool quiet);
+
+ private:
+  int64_t total_;
+  std::chrono::steady_clock::time_point window_start_;
+};
+
+// While alive, Ctrl-C (SIGINT) only sets a flag that the run polls after each step (it then
+// saves a checkpoint and stops); the previous handler is restored however the run ends.
+class InterruptGuard {
+ public:
+  InterruptGuard();
+  ~InterruptGuard();
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+  bool requested() const;
+
+ private:
+  void (*previous_)(int);
+};
+
+std::string format_duration(double seconds);  // "1h05m", "3m07s"
+std::string step_folder_name(int64_t step);   // "step-0000120"
+
+}  // namespace diffkd::diffusion

@@ -1,0 +1,259 @@
+// Progressive Distillation (see progressive.h).
+
+#include "distill/progressive.h"
+
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "data/loader.h"
+#include "diffusion/generate.h"
+#include "diffusion/noise.h"
+#include "diffusion/run_folder.h"
+#include "distill/common.h"
+#include "nn/checkpoint.h"
+#include "nn/lr_schedule.h"
+#include "tensor/philox.h"
+
+namespace diffkd::distill {
+
+namespace fs = std::filesystem;
+using diffusion::Coefficients;
+using diffusion::Prediction;
+
+PdTimes pd_times(int64_t total_steps, int64_t student_steps, const std::vector<int64_t>& i) {
+  DK_CHECK(2 * student_steps <= total_steps, "progressive distillation: a ", student_steps,
+           "-step student needs a ", 2 * student_steps, "-step teacher, more than the schedule's ", total_steps);
+  // idx_n(k) = round(k T / n) - 1, the trailing grid, and -1 (clean) at k = 0.
+  auto idx = [&](int64_t n, int64_t k) {
+    return k == 0 ? int64_t{-1} : static_cast<int64_t>(std::llround(static_cast<double>(k) * total_steps / n)) - 1;
+  };
+  PdTimes times;
+  for (int64_t k : i) {
+    DK_CHECK(k >= 1 && k <= student_steps, "pd_times: step ", k, " outside 1..", student_steps);
+    times.t.push_back(idx(student_steps, k));
+    times.t_mid.push_back(idx(2 * student_steps, 2 * k - 1));
+    times.t_next.push_back(idx(student_steps, k - 1));
+  }
+  return times;
+}
+
+Coefficients grid_coefficients(const diffusion::NoiseSchedule& s, const std::vector<int64_t>& t, const Tensor& like) {
+  std::vector<double> signal, noise;
+  for (int64_t step : t) {
+    signal.push_back(step < 0 ? 1.0 : s.signal(step));
+    noise.push_back(step < 0 ? 0.0 : s.noise(step));
+  }
+  return {diffusion::per_sample(signal, like), diffusion::per_sample(noise, like)};
+}
+
+namespace {
+
+// One unclipped teacher DDIM step (eta 0) from z at t to `next`: the teacher's x0 and the new state.
+std::pair<Tensor, Tensor> teacher_step(const diffusion::ModelFn& teacher, Prediction p, const diffusion::NoiseSchedule& s,
+                                       const Tensor& z, const std::vector<int64_t>& t, const std::vector<int64_t>& next) {
+  const Coefficients c = grid_coefficients(s, t, z), cn = grid_coefficients(s, next, z);
+  const Tensor out = teacher(z, diffusion::model_time(s, t));
+  const Tensor x0 = diffusion::denoise(out, p, z, c).x0;
+  const Tensor eps = (z - c.signal * x0) / c.noise;
+  return {x0, cn.signal * x0 + cn.noise * eps};
+}
+
+}  // namespace
+
+PdTarget progressive_target(const diffusion::ModelFn& teacher, Prediction teacher_prediction,
+                            const diffusion::NoiseSchedule& s, const Tensor& z_t, const PdTimes& times) {
+  NoGradGuard no_grad;
+  PdTarget target;
+  target.z_mid = teacher_step(teacher, teacher_prediction, s, z_t, times.t, times.t_mid).second;
+  target.z_next = teacher_step(teacher, teacher_prediction, s, target.z_mid, times.t_mid, times.t_next).second;
+  const Coefficients c = grid_coefficients(s, times.t, z_t), cn = grid_coefficients(s, times.t_next, z_t);
+  // PD eq. 8: the x~ for which one DDIM step from z_t lands on z_t''.
+  const Tensor ratio = cn.noise / c.noise;
+  target.x_tilde = (target.z_next - ratio * z_t) / (cn.signal - ratio * c.signal);
+  target.eps_tilde = (z_t - c.signal * target.x_tilde) / c.noise;
+  return target;
+}
+
+Tensor progressive_loss(const std::string& kind, const Tensor& student_out, Prediction student_prediction,
+                        const Tensor& z_t, const Coefficients& c, const PdTarget& target) {
+  diffusion::LossKind loss;
+  if (kind == "snr-trunc") loss = diffusion::LossKind::SnrTrunc;
+  else if (kind == "v-mse") loss = diffusion::LossKind::V;
+  else if (kind == "x-mse") loss = diffusion::LossKind::X0;
+  else fail("progressive distillation: unknown loss '", kind, "' (expected snr-trunc, v-mse or x-mse)");
+  return diffusion::diffusion_loss(loss, student_prediction, {student_out, target.x_tilde, target.eps_tilde, z_t, c, nullptr, {}});
+}
+
+namespace {
+
+constexpr uint64_t kStepStream = 9101, kNoiseStream = 9102;
+
+std::string student_file(const fs::path& dir, int64_t steps) {
+  char name[64];
+  std::snprintf(name, sizeof name, "students/steps-%04lld.safetensors", static_cast<long long>(steps));
+  return (dir / name).string();
+}
+
+}  // namespace
+
+ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const data::ImageDataset& train_set) {
+  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0 && o.checkpoint_every > 0 && o.log_every > 0,
+           "distill progressive: --updates, --batch, --checkpoint-every and --log-every must be positive");
+  DK_CHECK(o.end_steps >= 1 && o.start_steps > o.end_steps && (o.start_steps % o.end_steps) == 0 &&
+               std::has_single_bit(static_cast<uint64_t>(o.start_steps / o.end_steps)),
+           "distill progressive: --start-steps (", o.start_steps, ") must be --end-steps (", o.end_steps,
+           ") times a power of two");
+  diffusion::LoadedModel original = diffusion::load_diffusion_model(o.teacher);
+  const Prediction prediction = diffusion::parse_prediction(original.spec.prediction);
+  const diffusion::NoiseSchedule& schedule = original.schedule;
+  nn::UNetConfig config = original.net->config();
+  config.dropout = 0.0;  // PD trains without dropout
+  int64_t stages = 0;
+  for (int64_t n = o.start_steps; n > o.end_steps; n /= 2) ++stages;
+  const int64_t total = stages * o.updates_per_stage;
+
+  const nlohmann::json settings = {
+      {"method", "progressive"}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
+      {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage}, {"batch", o.batch_size},
+      {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
+      {"pad_to", o.pad_to}, {"seed", o.seed}};
+  diffusion::RunFolder run(o.run_dir, settings,
+                           {"teacher", "data", "start_steps", "end_steps", "updates_per_stage", "batch", "pad_to", "seed"},
+                           o.resume, o.quiet);
+  fs::create_directories(run.dir() / "students");
+  data::BatchLoader loader(train_set, {o.batch_size, o.seed, false, o.pad_to});
+  DK_CHECK(loader.image_size() == config.image_size && train_set.channels == config.in_channels, "distill: dataset ",
+           train_set.source, " gives ", train_set.channels, "x", loader.image_size(), " images, the teacher ", o.teacher,
+           " expects ", config.in_channels, "x", config.image_size, " (use --pad-to)");
+
+  // The state of the current stage: its teacher (the previous stage's student), the student and Adam.
+  int64_t stage = -1;
+  std::unique_ptr<nn::UNet> teacher, student;
+  std::unique_ptr<nn::Adam> adam;
+  auto student_steps = [&](int64_t k) { return o.start_steps >> (k + 1); };
+  auto begin_stage = [&](int64_t k) {
+    stage = k;
+    teacher = std::make_unique<nn::UNet>(config);
+    if (k == 0) teacher->copy_weights_from(*original.net);
+    else nn::load_model(student_file(run.dir(), student_steps(k - 1)), *teacher);
+    teacher->eval();
+    student = std::make_unique<nn::UNet>(config);
+    student->copy_weights_from(*teacher);  // PD: the student starts as its teacher
+    student->train();
+    AdamHyper hyper;
+    hyper.lr = o.lr;
+    adam = std::make_unique<nn::Adam>(student->named_parameters(), hyper);
+  };
+
+  auto save_checkpoint = [&](int64_t step) {
+    const fs::path folder = run.checkpoint_folder(step);
+    nn::save_model((folder / "model.safetensors").string(), *student, config.to_json());
+    const data::LoaderPosition pos = loader.position();
+    nn::save_training_state((folder / "state.safetensors").string(), *adam, nullptr,
+                            {{"step", std::to_string(step)},
+                             {"loader_epoch", std::to_string(pos.epoch)},
+                             {"loader_index", std::to_string(pos.index)}});
+    run.checkpoint_done(step, o.keep_last);
+  };
+
+  int64_t start = 0;
+  if (const auto latest = run.latest()) {
+    start = latest->first;
+    if (start < total && start % o.updates_per_stage != 0) {  // mid-stage: the student and Adam as they were
+      begin_stage(start / o.updates_per_stage);
+      nn::load_model((latest->second / "model.safetensors").string(), *student);
+      const std::string state = (latest->second / "state.safetensors").string();
+      const nn::Metadata meta = nn::load_training_state(state, *adam, nullptr);
+      loader.seek({nn::metadata_int(meta, "loader_epoch", state), nn::metadata_int(meta, "loader_index", state)});
+    } else if (start > 0) {  // at a stage boundary the next stage starts fresh from the saved student
+      const std::string state = (latest->second / "state.safetensors").string();
+      const nn::Metadata meta = safetensors::load(state).metadata;
+      loader.seek({nn::metadata_int(meta, "loader_epoch", state), nn::metadata_int(meta, "loader_index", state)});
+    }
+  }
+  ProgressiveResult result;
+  for (int64_t k = 0; k < stages && (k + 1) * o.updates_per_stage <= start; ++k)
+    result.students.push_back(student_file(run.dir(), student_steps(k)));
+  if (!o.quiet)
+    std::printf("distill progressive: %s (%s-prediction), %lld -> %lld steps in %lld stages of %lld updates, "
+                "batch %lld, loss %s; %s at step %lld of %lld\n",
+                o.teacher.c_str(), original.spec.prediction.c_str(), static_cast<long long>(o.start_steps),
+                static_cast<long long>(o.end_steps), static_cast<long long>(stages),
+                static_cast<long long>(o.updates_per_stage), static_cast<long long>(o.batch_size), o.loss.c_str(),
+                start > 0 ? "resuming" : "starting", static_cast<long long>(start), static_cast<long long>(total));
+
+  diffusion::InterruptGuard interrupt;
+  diffusion::ProgressLine progress(total);
+  const diffusion::ModelFn teacher_fn = [&](const Tensor& x, const Tensor& t) { return teacher->forward(x, t); };
+  nn::LrSchedule lr_schedule;
+  lr_schedule.kind = nn::LrSchedule::parse_kind(o.lr_anneal);
+  lr_schedule.base_lr = o.lr;
+  lr_schedule.total_steps = o.updates_per_stage;
+  double loss_sum = 0;
+  int64_t window = 0;
+  for (int64_t step = start + 1; step <= total; ++step) {
+    if ((step - 1) / o.updates_per_stage != stage) begin_stage((step - 1) / o.updates_per_stage);
+    const int64_t n = student_steps(stage), within = (step - 1) % o.updates_per_stage + 1;
+    const double lr = lr_schedule.at(within);
+    adam->set_lr(lr);
+    const Tensor x = loader.next().images;
+    const int64_t b = o.batch_size, first = (step - 1) * b;
+    std::vector<int64_t> i(b);
+    for (int64_t j = 0; j < b; ++j)  // i ~ U{1..N}, keyed by (seed, step, j)
+      i[j] = 1 + std::min<int64_t>(n - 1, static_cast<int64_t>(philox::uniform_at(o.seed ^ kStepStream, 0, first + j) * n));
+    const PdTimes times = pd_times(schedule.steps(), n, i);
+    const Shape sample_shape(x.shape().begin() + 1, x.shape().end());
+    const Tensor eps = diffusion::sample_noise(sample_shape, first, b, o.seed ^ kNoiseStream, 0);
+    const Coefficients c = grid_coefficients(schedule, times.t, x);
+    const Tensor z_t = c.signal * x + c.noise * eps;
+    const PdTarget target = progressive_target(teacher_fn, prediction, schedule, z_t, times);
+    Tensor loss = progressive_loss(o.loss, student->forward(z_t, diffusion::model_time(schedule, times.t)), prediction,
+                                   z_t, c, target);
+    const double value = loss.item();
+    DK_CHECK(std::isfinite(value), "distill progressive: step ", step, ": the loss is ", value,
+             "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());
+    loss.backward();
+    const double grad_norm = nn::clip_grad_norm(student->parameters(), o.grad_clip > 0 ? o.grad_clip : INFINITY);
+    DK_CHECK(std::isfinite(grad_norm), "distill progressive: step ", step, ": the gradient norm is ", grad_norm,
+             "; stopping before the update");
+    adam->step();
+    adam->zero_grad();
+    loss_sum += value;
+    ++window;
+    if (step % o.log_every == 0 || within == o.updates_per_stage) {
+      char fields[160];
+      std::snprintf(fields, sizeof fields, "stage %lld/%lld (%lld -> %lld steps)  loss %.5f  lr %.2e",
+                    static_cast<long long>(stage + 1), static_cast<long long>(stages), static_cast<long long>(2 * n),
+                    static_cast<long long>(n), loss_sum / window, lr);
+      const double rate = progress.report(step, window, fields, o.quiet);
+      run.log_metrics(step, {{"stage", static_cast<double>(stage + 1)}, {"student_steps", static_cast<double>(n)},
+                             {"loss", loss_sum / window}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
+      loss_sum = 0;
+      window = 0;
+    }
+    const bool stop = interrupt.requested() || step == o.stop_after;
+    if (within == o.updates_per_stage) {  // the stage's student, then the checkpoint that points past it
+      const std::string file = student_file(run.dir(), n);
+      save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",
+                           {{"method", "progressive"}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
+      result.students.push_back(file);
+      if (!o.quiet) std::printf("stage %lld done: %lld-step student in %s\n", static_cast<long long>(stage + 1),
+                                static_cast<long long>(n), file.c_str());
+      save_checkpoint(step);
+    } else if (step % o.checkpoint_every == 0 || stop) {
+      save_checkpoint(step);
+    }
+    if (stop) {
+      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      result.interrupted = true;
+      break;
+    }
+  }
+  run.write_loss_chart("progressive distillation loss");
+  return result;
+}
+
+}  // namespace diffkd::distill
