@@ -32,10 +32,8 @@ struct {
 int run_eval() {
   // Flag errors before any file's. A distilled student usually runs fewer steps than its teacher:
   // the teacher's sampler is its own.
-  const diffusion::SamplerConfig sampler = opts.sampler.config();
-  const diffusion::SamplerConfig teacher_config =
-      opts.teacher_sampler.empty() ? sampler
-                                   : parse_sampler_spec(opts.teacher_sampler, opts.count, "eval: --teacher-sampler").config;
+  opts.sampler.config();
+  if (!opts.teacher_sampler.empty()) parse_sampler_spec(opts.teacher_sampler, opts.count, "eval: --teacher-sampler");
   eval::LoadedClassifier classifier = eval::load_classifier(opts.classifier);
   const data::ImageDataset test = data::load_dataset(opts.data, data::Split::Test);
   DK_CHECK(opts.count <= test.count, "eval: --count ", opts.count, " exceeds the ", test.count, " test images of ", opts.data);
@@ -45,8 +43,9 @@ int run_eval() {
   if (opts.source == "model") {
     DK_CHECK(!opts.model.empty(), "eval: --model is required with --source model");
     diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
+    const diffusion::SamplerConfig sampler = opts.sampler.config_for(model);
     std::printf("eval: %lld samples from %s (%s)\n", static_cast<long long>(opts.count), opts.model.c_str(),
-                opts.sampler.describe().c_str());
+                describe_model_sampler(model, sampler).c_str());
     double seconds = 0;
     const auto print_progress = [&](const diffusion::GenerateProgress& p) {
       seconds = p.seconds;
@@ -57,17 +56,21 @@ int run_eval() {
     images = diffusion::generate(model, sampler, 0, opts.count, opts.batch, opts.seed, print_progress);
     const double model_seconds = seconds;
     report["model"] = opts.model;
-    report["sampler"] = opts.sampler.describe();
-    report["nfe"] = diffusion::sampler_nfe(model.schedule, sampler);
+    report["sampler"] = describe_model_sampler(model, sampler);
+    report["nfe"] = model_nfe(model, sampler);
     report["ms_per_image"] = 1000 * model_seconds / opts.count;
     if (!opts.teacher.empty()) {
       diffusion::LoadedModel teacher = diffusion::load_diffusion_model(opts.teacher);
+      // The teacher's sampler is its own: a distilled student usually runs fewer steps.
+      const diffusion::SamplerConfig teacher_config =
+          opts.teacher_sampler.empty() ? opts.sampler.config_for(teacher)
+                                       : parse_sampler_spec(opts.teacher_sampler, opts.count, "eval: --teacher-sampler").config;
       std::printf("eval: the teacher %s (%s) from the same noise\n", opts.teacher.c_str(),
-                  describe_sampler(teacher_config).c_str());
+                  describe_model_sampler(teacher, teacher_config).c_str());
       const Tensor reference = diffusion::generate(teacher, teacher_config, 0, opts.count, opts.batch, opts.seed,
                                                    print_progress);
       const eval::Fidelity f = eval::fidelity(images, reference);
-      report["fidelity_to_teacher"] = {{"teacher", opts.teacher}, {"teacher_sampler", describe_sampler(teacher_config)},
+      report["fidelity_to_teacher"] = {{"teacher", opts.teacher}, {"teacher_sampler", describe_model_sampler(teacher, teacher_config)},
                                        {"mse", f.mse}, {"psnr", f.psnr}};
     }
   } else if (opts.source == "real") {

@@ -78,7 +78,7 @@ int run_report() {
   std::vector<Tensor> firsts;  // the first images of every sampler, for the comparison figure
   for (size_t i = 0; i < rows.size(); ++i) {
     const SamplerSpec& r = rows[i];
-    std::printf("[%zu/%zu] %s: %lld images\n", i + 1, rows.size(), describe_sampler(r.config).c_str(),
+    std::printf("[%zu/%zu] %s: %lld images\n", i + 1, rows.size(), describe_model_sampler(model, r.config).c_str(),
                 static_cast<long long>(r.count));
     std::fflush(stdout);
     double seconds = 0;
@@ -94,10 +94,10 @@ int run_report() {
     const int64_t shown = std::min(opts.grid, r.count);
     data::write_png((fs::path(opts.out_dir) / grid_file).string(),
                     data::make_grid(narrow(images, 0, 0, shown), 8),
-                    {{"model", opts.model}, {"sampler", describe_sampler(r.config)}, {"seed", std::to_string(opts.seed)}});
+                    {{"model", opts.model}, {"sampler", describe_model_sampler(model, r.config)}, {"seed", std::to_string(opts.seed)}});
     firsts.push_back(narrow(images, 0, 0, std::min(opts.compare, r.count)));
     const eval::ImageScores s = eval::score_images(classifier, images, data::images_in_order(test, 0, r.count));
-    add_row(describe_sampler(r.config), s, std::to_string(diffusion::sampler_nfe(model.schedule, r.config)),
+    add_row(describe_model_sampler(model, r.config), s, std::to_string(model_nfe(model, r.config)),
             fixed(1000 * seconds / r.count, 1), grid_file);
   }
   // Calibration at every N a row was scored at: FID-proxy depends strongly on N.

@@ -27,10 +27,12 @@ struct SampleOptions {
 } opts;
 
 int run_sample() {
-  const diffusion::SamplerConfig config = opts.sampler.config();  // flag errors before the file's
+  opts.sampler.config();  // flag errors before the file's
   diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
+  const diffusion::SamplerConfig config = opts.sampler.config_for(model);
+  const std::string sampler = describe_model_sampler(model, config);
   std::printf("sample: %lld images from %s, %s, seed %llu\n", static_cast<long long>(opts.count),
-              opts.model.c_str(), opts.sampler.describe().c_str(), static_cast<unsigned long long>(opts.seed));
+              opts.model.c_str(), sampler.c_str(), static_cast<unsigned long long>(opts.seed));
   double seconds = 0;
   const Tensor images = diffusion::generate(
       model, config, 0, opts.count, opts.batch, opts.seed, [&](const diffusion::GenerateProgress& p) {
@@ -41,7 +43,7 @@ int run_sample() {
         std::fflush(stdout);
       });
   const std::map<std::string, std::string> text = {
-      {"model", opts.model}, {"sampler", opts.sampler.describe()}, {"seed", std::to_string(opts.seed)},
+      {"model", opts.model}, {"sampler", sampler}, {"seed", std::to_string(opts.seed)},
       {"count", std::to_string(opts.count)}};
   const int64_t columns = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(opts.count))));
   data::write_png(opts.out, data::make_grid(images, columns), text);
@@ -57,7 +59,7 @@ int run_sample() {
   }
   if (!opts.tensor_out.empty())
     safetensors::save(opts.tensor_out, {{"images", images}},
-                      {{"model", opts.model}, {"sampler", opts.sampler.describe()}, {"seed", std::to_string(opts.seed)}});
+                      {{"model", opts.model}, {"sampler", sampler}, {"seed", std::to_string(opts.seed)}});
   std::printf("wrote %s; %.2f ms per image (batch %lld)\n", opts.out.c_str(), 1000.0 * seconds / opts.count,
               static_cast<long long>(opts.batch));
   return 0;

@@ -2,8 +2,12 @@
 // The sampler flags that `sample` and `eval` share, and the SamplerConfig they describe.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <string>
+#include <vector>
 
+#include "apps/sampler_spec.h"
+#include "diffusion/generate.h"
 #include "diffusion/sampler.h"
 #include "tensor/error.h"
 
@@ -18,18 +22,22 @@ struct SamplerFlags {
   std::string spacing = "uniform";
   CLI::Option* eta_option = nullptr;
   CLI::Option* variance_option = nullptr;
+  std::vector<CLI::Option*> options;  // all of them, to tell whether any was given
 
   void add_to(CLI::App* command) {
-    command->add_option("--sampler", sampler, "ddim or ddpm (ancestral, respaced)")->capture_default_str()
-        ->check(CLI::IsMember({"ddim", "ddpm"}));
-    command->add_option("--steps", steps, "sampler steps (network evaluations)")->capture_default_str()
-        ->check(CLI::PositiveNumber);
+    options.push_back(command->add_option("--sampler", sampler, "ddim or ddpm (ancestral, respaced); default for a "
+                                          "distilled student: the sampler it was distilled for")
+                          ->capture_default_str()->check(CLI::IsMember({"ddim", "ddpm"})));
+    options.push_back(command->add_option("--steps", steps, "sampler steps (network evaluations)")->capture_default_str()
+                          ->check(CLI::PositiveNumber));
     eta_option = command->add_option("--eta", eta, "DDIM eta (0: deterministic)")->capture_default_str();
-    command->add_flag("--no-clip", no_clip, "do not clip the predicted x0 to [-1, 1]");
+    options.push_back(eta_option);
+    options.push_back(command->add_flag("--no-clip", no_clip, "do not clip the predicted x0 to [-1, 1]"));
     variance_option = command->add_option("--variance", variance, "DDPM variance: small (beta~) or large (beta)")
         ->capture_default_str()->check(CLI::IsMember({"small", "large"}));
-    command->add_option("--spacing", spacing, "step sequence: uniform, quadratic or trailing (PD students)")
-        ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic", "trailing"}));
+    options.push_back(variance_option);
+    options.push_back(command->add_option("--spacing", spacing, "step sequence: uniform, quadratic or trailing (PD students)")
+                          ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic", "trailing"})));
   }
 
   // A flag the chosen sampler does not read is an error, not silently dropped.
@@ -47,6 +55,13 @@ struct SamplerFlags {
                                      : diffusion::SamplerConfig::Variance::FixedSmall;
     c.spacing = spacing;
     return c;
+  }
+
+  // The sampler for a loaded model: its own (a distilled student's) when no sampler flag is given.
+  diffusion::SamplerConfig config_for(const diffusion::LoadedModel& model) const {
+    const bool any_given = std::any_of(options.begin(), options.end(), [](CLI::Option* o) { return o->count() > 0; });
+    if (any_given || model.sampler.empty()) return config();
+    return parse_sampler_spec(model.sampler, 2, model.path + ": metadata sampler").config;
   }
 
   std::string describe() const {

@@ -34,7 +34,8 @@ SamplerSpec parse_sampler_spec(const std::string& spec, int64_t default_count, c
   } catch (const std::exception&) {
     fail(context, " '", spec, "': steps '", parts[1], "' is not a number");
   }
-  DK_CHECK(c.steps > 0 && row.count >= 2, context, " '", spec, "': steps must be >= 1 and N >= 2");
+  DK_CHECK(c.steps > 0, context, " '", spec, "': steps must be >= 1");
+  DK_CHECK(row.count >= 2, context, " '", spec, "': N must be >= 2");
   row.name = parts[0] + "-" + parts[1];
   for (size_t i = 2; i < parts.size(); ++i) {
     if (parts[i] == "large" || parts[i] == "small") {
@@ -66,6 +67,14 @@ std::string describe_sampler(const diffusion::SamplerConfig& c) {
     os << "DDPM " << c.steps << " ("
        << (c.variance == diffusion::SamplerConfig::Variance::FixedLarge ? "large" : "small") << " variance" << spacing << ")";
   return os.str();
+}
+
+std::string describe_model_sampler(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config) {
+  return model.one_step.empty() ? describe_sampler(config) : "one step (" + model.one_step + ")";
+}
+
+int64_t model_nfe(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config) {
+  return model.one_step.empty() ? diffusion::sampler_nfe(model.schedule, config) : 1;
 }
 
 }  // namespace diffkd::apps

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "diffusion/generate.h"
 #include "diffusion/sampler.h"
 
 namespace diffkd::apps {
@@ -22,5 +23,9 @@ SamplerSpec parse_sampler_spec(const std::string& spec, int64_t default_count, c
 
 // "DDIM 50 (eta 0)", "DDPM 1000 (large variance)".
 std::string describe_sampler(const diffusion::SamplerConfig& config);
+// The same, or "one step (residual)" for a one-step generator, which has no sampler.
+std::string describe_model_sampler(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config);
+// Network evaluations per image.
+int64_t model_nfe(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config);
 
 }  // namespace diffkd::apps

@@ -18,7 +18,18 @@ struct LoadedModel {
   DiffusionSpec spec;
   NoiseSchedule schedule;
   std::string path;
+  // A distilled student's metadata: the sampler it was distilled for (a spec such as
+  // "ddim:4:trailing"; empty for a teacher), and for a one-step generator (Denoising Student)
+  // its output form: "residual" (x_T - net(x_T, T - 1)) or "x0" (the x0 the network's
+  // prediction implies at T - 1); empty for a diffusion model.
+  std::string sampler;
+  std::string one_step;
 };
+
+// A one-step generator's image from noise x_T (Luhman & Luhman: the network at the fixed time
+// T - 1, its output read as in `form`).
+Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction prediction, const NoiseSchedule& schedule,
+                      const Tensor& x_T);
 
 // A model checkpoint written by `diffkd train` (its metadata says how to sample it).
 LoadedModel load_diffusion_model(const std::string& path);
@@ -29,7 +40,8 @@ struct GenerateProgress {
 };
 
 // Images [first, first + count) as [count, C, H, W] in [-1, 1] (the sampler's last x0 is clipped
-// when config.clip_x0). on_batch is called after each batch.
+// when config.clip_x0; a one-step generator ignores the sampler and is clipped). on_batch is
+// called after each batch.
 Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, int64_t count,
                 int64_t batch_size, uint64_t seed,
                 const std::function<void(const GenerateProgress&)>& on_batch = nullptr);

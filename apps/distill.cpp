@@ -1,0 +1,190 @@
+// `diffkd distill --method <name>`: distils a teacher into a faster student (distill/). Each method
+// has a preset at MNIST scale (the default) and one at the papers' CIFAR-10 scale; any flag given
+// overrides its preset's value.
+
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "apps/commands.h"
+#include "data/registry.h"
+#include "distill/denoising_student.h"
+#include "distill/progressive.h"
+
+namespace diffkd::apps {
+
+namespace {
+
+struct {
+  std::string method = "student";
+  std::string preset = "mnist";
+  std::string teacher = "models/mnist-teacher.safetensors";
+  std::string data = "mnist";
+  std::string run_dir;
+  bool resume = false;
+  uint64_t seed = 0;
+  int64_t batch = 64, log_every = 50, checkpoint_every = 500, keep_last = 2, pad_to = 0;
+  double lr = 1e-4;
+  // Denoising Student
+  std::string pairs_dir;
+  int64_t pairs = 10000, held_out = 1000, shard_size = 1000, teacher_steps = 50, quadratic_last = 800, gen_batch = 100;
+  std::string spacing = "uniform", student_loss = "l1", form = "residual";
+  bool no_quantise = false;
+  int64_t steps = 5000, warmup = 500, eval_every = 500;
+  double ema = 0.995, beta2 = 0.98;
+  // Progressive
+  int64_t start_steps = 128, end_steps = 1, updates = 2000;
+  std::string lr_anneal = "linear", pd_loss = "snr-trunc";
+} opts;
+
+CLI::App* command = nullptr;
+
+// A preset's value for a flag the user did not give.
+template <typename T>
+void preset_value(const std::string& flag, T& variable, const T& value) {
+  if (command->get_option(flag)->count() == 0) variable = value;
+}
+
+void apply_preset() {
+  if (opts.preset == "mnist") return;  // the flags' defaults are the MNIST presets
+  // The papers' CIFAR-10 settings (METHODS.md 1.5 and 0.5), for a machine that can afford them.
+  if (opts.method == "student") {
+    preset_value("--pairs", opts.pairs, int64_t{1024000});
+    preset_value("--held-out", opts.held_out, int64_t{51200});
+    preset_value("--shard-size", opts.shard_size, int64_t{12800});
+    preset_value("--teacher-steps", opts.teacher_steps, int64_t{100});
+    preset_value("--spacing", opts.spacing, std::string("quadratic"));
+    preset_value("--loss", opts.student_loss, std::string("l1"));
+    preset_value("--batch", opts.batch, int64_t{512});
+    preset_value("--lr", opts.lr, 2e-4);
+    preset_value("--warmup", opts.warmup, int64_t{5000});
+    preset_value("--steps", opts.steps, int64_t{50000});  // 25 epochs of 1.024M pairs at batch 512
+    preset_value("--eval-every", opts.eval_every, int64_t{2000});
+  } else {
+    preset_value("--start-steps", opts.start_steps, int64_t{512});  // 8192 officially; T = 1000 allows 512
+    preset_value("--updates", opts.updates, int64_t{50000});
+    preset_value("--batch", opts.batch, int64_t{128});
+    preset_value("--lr", opts.lr, 5e-5);
+    preset_value("--pd-loss", opts.pd_loss, std::string("snr-trunc"));
+  }
+}
+
+int run_distill() {
+  apply_preset();
+  const std::string run_dir = opts.run_dir.empty() ? "runs/" + opts.method : opts.run_dir;
+  if (opts.method == "student") {
+    distill::PairOptions p;
+    p.teacher = opts.teacher;
+    p.dir = opts.pairs_dir.empty() ? run_dir + "/pairs" : opts.pairs_dir;
+    p.count = opts.pairs;
+    p.held_out = opts.held_out;
+    p.shard_size = opts.shard_size;
+    p.steps = opts.teacher_steps;
+    p.spacing = opts.spacing;
+    p.quadratic_last = opts.quadratic_last;
+    p.quantise = !opts.no_quantise;
+    p.batch_size = opts.gen_batch;
+    p.seed = opts.seed;
+    distill::generate_pairs(p);
+    distill::StudentOptions s;
+    s.teacher = opts.teacher;
+    s.pairs = p.dir;
+    s.run_dir = run_dir;
+    s.loss = opts.student_loss;
+    s.form = opts.form;
+    s.steps = opts.steps;
+    s.batch_size = opts.batch;
+    s.lr = opts.lr;
+    s.warmup = opts.warmup;
+    s.beta2 = opts.beta2;
+    s.ema = opts.ema;
+    s.eval_every = opts.eval_every;
+    s.seed = opts.seed;
+    s.log_every = opts.log_every;
+    s.checkpoint_every = opts.checkpoint_every;
+    s.keep_last = opts.keep_last;
+    s.resume = opts.resume;
+    const distill::StudentResult r = distill::train_denoising_student(s);
+    if (!r.interrupted)
+      std::printf("distill student: the one-step student (best held-out loss %.5f) is %s\n", r.best_held_out_loss,
+                  r.model.c_str());
+    return r.interrupted ? 130 : 0;
+  }
+  distill::ProgressiveOptions p;
+  p.teacher = opts.teacher;
+  p.dataset = opts.data;
+  p.run_dir = run_dir;
+  p.start_steps = opts.start_steps;
+  p.end_steps = opts.end_steps;
+  p.updates_per_stage = opts.updates;
+  p.batch_size = opts.batch;
+  p.lr = opts.lr;
+  p.lr_anneal = opts.lr_anneal;
+  p.loss = opts.pd_loss;
+  p.pad_to = opts.pad_to;
+  p.seed = opts.seed;
+  p.log_every = opts.log_every;
+  p.checkpoint_every = opts.checkpoint_every;
+  p.keep_last = opts.keep_last;
+  p.resume = opts.resume;
+  const data::ImageDataset train_set = data::load_dataset(opts.data, data::Split::Train);
+  const distill::ProgressiveResult r = distill::progressive_distillation(p, train_set);
+  if (!r.interrupted && !r.students.empty())
+    std::printf("distill progressive: students %s ... %s (sample each with its own steps: --spacing trailing)\n",
+                r.students.front().c_str(), r.students.back().c_str());
+  return r.interrupted ? 130 : 0;
+}
+
+}  // namespace
+
+void add_distill_command(CLI::App& app) {
+  CLI::App* c = app.add_subcommand("distill", "Distil a teacher into a faster student");
+  command = c;
+  c->add_option("--method", opts.method, "student (Denoising Student) or progressive (Progressive Distillation)")
+      ->capture_default_str()->check(CLI::IsMember({"student", "progressive"}));
+  c->add_option("--preset", opts.preset, "mnist (the flags' defaults) or cifar10 (the papers' settings)")
+      ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10"}));
+  c->add_option("--teacher", opts.teacher, "teacher model file (from `diffkd train`)")->capture_default_str();
+  c->add_option("--run-dir", opts.run_dir, "run folder (default: runs/<method>)");
+  c->add_flag("--resume", opts.resume, "continue the run in --run-dir from its latest checkpoint");
+  c->add_option("--seed", opts.seed, "seed of every random draw")->capture_default_str();
+  c->add_option("--batch", opts.batch, "training batch size")->capture_default_str();
+  c->add_option("--lr", opts.lr, "Adam learning rate")->capture_default_str();
+  c->add_option("--log-every", opts.log_every, "steps between progress lines")->capture_default_str();
+  c->add_option("--checkpoint-every", opts.checkpoint_every, "steps between checkpoints")->capture_default_str();
+  c->add_option("--keep-last", opts.keep_last, "checkpoints kept")->capture_default_str();
+  // Denoising Student
+  c->add_option("--pairs-dir", opts.pairs_dir, "student: folder of (noise, teacher image) pairs (default: <run-dir>/pairs)");
+  c->add_option("--pairs", opts.pairs, "student: training pairs to generate")->capture_default_str();
+  c->add_option("--held-out", opts.held_out, "student: held-out pairs (model selection)")->capture_default_str();
+  c->add_option("--shard-size", opts.shard_size, "student: pairs per shard file")->capture_default_str();
+  c->add_option("--teacher-steps", opts.teacher_steps, "student: the teacher's DDIM steps (eta 0)")->capture_default_str();
+  c->add_option("--spacing", opts.spacing, "student: the teacher's steps, uniform or quadratic (ending at --quadratic-last)")
+      ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic"}));
+  c->add_option("--quadratic-last", opts.quadratic_last, "student: last index of the quadratic sequence")->capture_default_str();
+  c->add_flag("--no-quantise", opts.no_quantise, "student: keep float32 targets (default: 8-bit, as the official code)");
+  c->add_option("--gen-batch", opts.gen_batch, "student: teacher batch when generating pairs")->capture_default_str();
+  c->add_option("--loss", opts.student_loss, "student: l1 (CIFAR-10 in the paper) or l2")->capture_default_str()
+      ->check(CLI::IsMember({"l1", "l2"}));
+  c->add_option("--form", opts.form, "student: residual (x_T - net(x_T), official) or x0")->capture_default_str()
+      ->check(CLI::IsMember({"residual", "x0"}));
+  c->add_option("--steps", opts.steps, "student: optimiser steps")->capture_default_str();
+  c->add_option("--warmup", opts.warmup, "student: linear LR warm-up steps")->capture_default_str();
+  c->add_option("--ema", opts.ema, "student: EMA decay")->capture_default_str();
+  c->add_option("--beta2", opts.beta2, "student: Adam beta2")->capture_default_str();
+  c->add_option("--eval-every", opts.eval_every, "student: steps between held-out evaluations of the EMA")->capture_default_str();
+  // Progressive
+  c->add_option("--data", opts.data, std::string("progressive: training images: ") + data::kDatasetHelp)->capture_default_str();
+  c->add_option("--pad-to", opts.pad_to, "progressive: zero-pad images to this size (0: as they are)")->capture_default_str();
+  c->add_option("--start-steps", opts.start_steps, "progressive: the teacher's DDIM steps (trailing grid); the first student has half")
+      ->capture_default_str();
+  c->add_option("--end-steps", opts.end_steps, "progressive: the last student's steps")->capture_default_str();
+  c->add_option("--updates", opts.updates, "progressive: optimiser steps per halving")->capture_default_str();
+  c->add_option("--lr-anneal", opts.lr_anneal, "progressive: per-stage LR anneal to 0, linear or cosine")->capture_default_str()
+      ->check(CLI::IsMember({"linear", "cosine"}));
+  c->add_option("--pd-loss", opts.pd_loss, "progressive: snr-trunc, v-mse or x-mse")->capture_default_str()
+      ->check(CLI::IsMember({"snr-trunc", "v-mse", "x-mse"}));
+  on_run(c, run_distill);
+}
+
+}  // namespace diffkd::apps

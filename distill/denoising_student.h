@@ -1,0 +1,84 @@
+#pragma once
+// Denoising Student (Luhman & Luhman 2021; METHODS.md 1): a whole deterministic DDIM trajectory
+// x_T -> x_0 of the teacher distilled into ONE network evaluation.
+//
+// 1. The distillation set (official create_dataset.py): x_T ~ N(0, I); the teacher's DDIM with
+//    eta 0 and no clipping over N steps (uniform, or the quadratic sequence
+//    i_k = int((k sqrt(800) / (N - 1))^2), which starts at 800, not T - 1); the target is its
+//    output, by default quantised to 8 bits as the official code stores it:
+//    u8 = trunc(clip(x, -1, 1) * 127.5 + 127.5), read back as u8 / 127.5 - 1.
+//    Written in shards (pairs-NNNN.safetensors), each complete or absent, so generation resumes.
+//    x_T is not stored: it is the noise of sample index i under the set's seed
+//    (diffusion/noise.h), regenerated bit for bit when training.
+// 2. The student has the teacher's architecture and starts from its weights; its output is the
+//    residual form x^ = x_T - net(x_T, T - 1) (time fixed at the last step), as the official
+//    Onestep_Model (or, as an option, the x0 the teacher's parameterisation implies at T - 1).
+// 3. Loss (paper eq. 11, official lossfn): L1 = sum |y - x^| / B (CIFAR-10) or L2 = sum (y - x^)^2 / B.
+//    Adam (0.9, 0.98, 1e-8) with linear warm-up, EMA; every eval_every steps the EMA weights are
+//    scored on the held-out pairs, and the EMA with the lowest held-out loss is the result
+//    (official early stopping).
+
+#include <cstdint>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace diffkd::distill {
+
+// trunc(clip(x, -1, 1) * 127.5 + 127.5) in float32, as integers 0..255 (I64), and back.
+Tensor quantise_target(const Tensor& images);
+Tensor dequantise_target(const Tensor& bytes);
+
+// The loss of paper eq. 11: "l1" or "l2", summed over pixels, averaged over the batch.
+Tensor denoising_student_loss(const std::string& kind, const Tensor& student_image, const Tensor& target);
+
+struct PairOptions {
+  std::string teacher;
+  std::string dir = "runs/student-pairs";
+  int64_t count = 10000;    // training pairs
+  int64_t held_out = 1000;  // test pairs (sample indices 0 .. held_out - 1, as the official shard 0)
+  int64_t shard_size = 1000;
+  int64_t steps = 50;                 // teacher DDIM steps
+  std::string spacing = "uniform";    // or "quadratic" (from quadratic_last)
+  int64_t quadratic_last = 800;
+  bool quantise = true;
+  int64_t batch_size = 100;
+  uint64_t seed = 0;
+  bool quiet = false;
+};
+
+// Generates the missing shards; returns the number of pairs in the folder.
+int64_t generate_pairs(const PairOptions& options);
+
+struct StudentOptions {
+  std::string teacher;
+  std::string pairs = "runs/student-pairs";
+  std::string run_dir = "runs/student";
+  std::string loss = "l1";
+  std::string form = "residual";  // or "x0"
+  int64_t steps = 5000;
+  int64_t batch_size = 64;
+  double lr = 1e-4;
+  int64_t warmup = 500;
+  double beta2 = 0.98;
+  double ema = 0.995;
+  double grad_clip = 0;  // the official code does not clip
+  int64_t eval_every = 500;
+  uint64_t seed = 0;
+  int64_t log_every = 50;
+  int64_t checkpoint_every = 500;
+  int64_t keep_last = 2;
+  bool resume = false;
+  bool quiet = false;
+  int64_t stop_after = 0;  // tests: stop as Ctrl-C would after this step
+};
+
+struct StudentResult {
+  std::string model;     // the selected EMA student (one-step generator)
+  double best_held_out_loss = 0;
+  bool interrupted = false;
+};
+
+StudentResult train_denoising_student(const StudentOptions& options);
+
+}  // namespace diffkd::distill
