@@ -58,13 +58,15 @@ Classifier::Outputs Classifier::run(const Tensor& x) {
            "Classifier: input ", shape_str(x.shape()), " does not match [N, ", config_.in_channels,
            ", ", config_.image_size, ", ", config_.image_size, "]");
   Tensor h = x;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 3; ++i) {
     h = relu(bn_[i]->forward(conv_[i]->forward(h)));
-    if (i % 2 == 1) h = max_pool2d(h, 2);
+    if (i == 1) h = max_pool2d(h, 2);
   }
   Outputs o;
-  o.feature_map = h;                  // [N, w2, H/4, W/4]
-  o.pooled = mean(h, {2, 3});         // [N, w2]
+  // The last block pools before its ReLU (the same values: ReLU commutes with max), so that F is
+  // the pre-ReLU map RDD distils (its DenseNet's final BatchNorm output) and f = GAP(ReLU(F)).
+  o.feature_map = max_pool2d(bn_[3]->forward(conv_[3]->forward(h)), 2);  // [N, w2, H/4, W/4]
+  o.pooled = mean(relu(o.feature_map), {2, 3});                          // [N, w2]
   o.penultimate = dropout(relu(fc_->forward(o.pooled)), config_.dropout, is_training());  // [N, hidden]
   o.logits = out_->forward(o.penultimate);
   return o;

@@ -4,8 +4,8 @@
 // must never share weights (METHODS.md 0.6 and 4); they are different checkpoints.
 //
 //   features.0 conv3x3(C->w1) features.1 BN features.2 ReLU features.3 conv3x3(w1->w1) BN ReLU
-//   max-pool 2 | conv3x3(w1->w2) BN ReLU conv3x3(w2->w2) BN ReLU max-pool 2     -> F [N, w2, H/4, W/4]
-//   head: global average pool -> f [N, w2]; Linear(w2 -> hidden) ReLU Dropout -> penultimate [N, hidden]
+//   max-pool 2 | conv3x3(w1->w2) BN ReLU conv3x3(w2->w2) BN max-pool 2         -> F [N, w2, H/4, W/4]
+//   head: ReLU, global average pool -> f [N, w2]; Linear(w2 -> hidden) ReLU Dropout -> penultimate [N, hidden]
 //   -> Linear(hidden -> classes) logits
 // Inputs are images in [-1, 1].
 
@@ -29,7 +29,7 @@ class Classifier : public Module {
  public:
   explicit Classifier(const ClassifierConfig& config, uint64_t seed = 0);
   struct Outputs {
-    Tensor feature_map;  // F [N, width2, H/4, W/4]
+    Tensor feature_map;  // F [N, width2, H/4, W/4], before the last ReLU (RDD's feature map)
     Tensor pooled;       // f [N, width2]
     Tensor penultimate;  // [N, hidden]: the FID-proxy features
     Tensor logits;       // [N, num_classes]

@@ -155,8 +155,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 }
 
 Tensor normalize(const Tensor& x, int64_t dim, double eps) {
-  Tensor norm = sqrt(sum(square(x), {dim}, true));
-  return x / clamp_min(norm, eps);
+  // max(||x||, eps) as sqrt(max(||x||^2, eps^2)): the same value, but a zero vector (a pixel whose
+  // channels a ReLU zeroed) gets a zero gradient through the norm, as PyTorch's, instead of
+  // sqrt's 0 * inf = NaN.
+  return x / sqrt(clamp_min(sum(square(x), {dim}, true), eps * eps));
 }
 
 }  // namespace diffkd

@@ -116,4 +116,19 @@ DK_GRADCHECK_SUITE(PoolResizeGradcheck, pool_resize_cases());
 DK_GRADCHECK_SUITE(NormGradcheck, norm_cases());
 DK_GRADCHECK_SUITE(LossAttentionGradcheck, loss_attention_cases());
 
+// A zero vector (a pixel a ReLU zeroed) has y = x / eps: PyTorch's gradient there is w / eps
+// through the numerator and nothing through the clamped norm, never NaN.
+TEST(Normalize, AZeroVectorHasAFiniteGradient) {
+  Tensor x = from_vector({0, 0, 3, 4}, {2, 2}, DType::F64);
+  x.requires_grad_();
+  const Tensor w = from_vector({1, 2, 1, 2}, {2, 2}, DType::F64);
+  sum(normalize(x, 1) * w).backward();
+  const std::vector<double> g = x.grad().to_vector();
+  EXPECT_DOUBLE_EQ(g[0], 1e12);
+  EXPECT_DOUBLE_EQ(g[1], 2e12);
+  // At (3, 4): (w - y (w . y)) / 5 with y = (0.6, 0.8), w . y = 2.2.
+  EXPECT_NEAR(g[2], (1 - 0.6 * 2.2) / 5, 1e-15);
+  EXPECT_NEAR(g[3], (2 - 0.8 * 2.2) / 5, 1e-15);
+}
+
 }  // namespace diffkd::testing
