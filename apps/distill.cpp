@@ -3,6 +3,8 @@
 // overrides its preset's value.
 
 #include <cstdio>
+#include <filesystem>
+#include <memory>
 #include <map>
 #include <string>
 
@@ -10,6 +12,8 @@
 #include "data/registry.h"
 #include "distill/denoising_student.h"
 #include "distill/progressive.h"
+#include "distill/rdd.h"
+#include "eval/classifier_eval.h"
 
 namespace diffkd::apps {
 
@@ -32,9 +36,13 @@ struct {
   bool no_quantise = false;
   int64_t steps = 5000, warmup = 500, eval_every = 500;
   double ema = 0.995, beta2 = 0.98;
-  // Progressive
+  // Progressive (and RDD, which runs on its stages)
   int64_t start_steps = 128, end_steps = 1, updates = 2000;
   std::string lr_anneal = "linear", pd_loss = "snr-trunc";
+  // RDD
+  std::string from = "runs/progressive/students/steps-0008.safetensors", feature_net, queue = "clean";
+  int64_t queue_rows = 4096, contrast_rows = 512, enqueue = 128;
+  double pd_weight = 0, tau_cfd = 0.9, tau_isp2p = 1.0, tau_contrast = 0.1, tau_kd = 1.0;
 } opts;
 
 CLI::App* command = nullptr;
@@ -60,6 +68,13 @@ void apply_preset() {
     preset_value("--warmup", opts.warmup, int64_t{5000});
     preset_value("--steps", opts.steps, int64_t{50000});  // 25 epochs of 1.024M pairs at batch 512
     preset_value("--eval-every", opts.eval_every, int64_t{2000});
+  } else if (opts.method == "rdd") {  // train_rdd.sh: 20k steps per halving, batch 128, lr 5e-5
+    preset_value("--updates", opts.updates, int64_t{20000});
+    preset_value("--batch", opts.batch, int64_t{128});
+    preset_value("--lr", opts.lr, 5e-5);
+    preset_value("--lr-anneal", opts.lr_anneal, std::string("cosine"));
+    preset_value("--queue-rows", opts.queue_rows, int64_t{20000});
+    preset_value("--contrast-rows", opts.contrast_rows, int64_t{4096});
   } else {
     preset_value("--start-steps", opts.start_steps, int64_t{512});  // 8192 officially; T = 1000 allows 512
     preset_value("--updates", opts.updates, int64_t{50000});
@@ -110,11 +125,13 @@ int run_distill() {
                   r.model.c_str());
     return r.interrupted ? 130 : 0;
   }
+  const bool rdd = opts.method == "rdd";
   distill::ProgressiveOptions p;
-  p.teacher = opts.teacher;
+  p.teacher = rdd ? opts.from : opts.teacher;
   p.dataset = opts.data;
   p.run_dir = run_dir;
-  p.start_steps = opts.start_steps;
+  // RDD distils 8 -> 4 -> 2 -> 1 from PD's 8-step student (METHODS.md 4.1).
+  p.start_steps = rdd && command->get_option("--start-steps")->count() == 0 ? 8 : opts.start_steps;
   p.end_steps = opts.end_steps;
   p.updates_per_stage = opts.updates;
   p.batch_size = opts.batch;
@@ -128,9 +145,36 @@ int run_distill() {
   p.keep_last = opts.keep_last;
   p.resume = opts.resume;
   const data::ImageDataset train_set = data::load_dataset(opts.data, data::Split::Train);
-  const distill::ProgressiveResult r = distill::progressive_distillation(p, train_set);
+  std::unique_ptr<distill::RddObjective> objective;
+  if (rdd) {
+    distill::RddOptions r;
+    r.feature_net = opts.feature_net.empty() ? run_dir + "/feature-net.safetensors" : opts.feature_net;
+    if (opts.feature_net.empty() && !std::filesystem::exists(r.feature_net)) {
+      // RDD's own feature network: a classifier on [-1, 1] images, never the evaluation one.
+      std::printf("distill rdd: training the feature network %s (train-classifier, seed 2, 2 epochs)\n",
+                  r.feature_net.c_str());
+      std::filesystem::create_directories(run_dir);
+      eval::ClassifierTrainOptions c;
+      c.epochs = 2;
+      c.seed = 2;
+      eval::train_classifier(train_set, data::load_dataset(opts.data, data::Split::Test), c, r.feature_net);
+    }
+    r.weights.pd = opts.pd_weight;
+    r.weights.tau_cfd = opts.tau_cfd;
+    r.weights.tau_isp2p = opts.tau_isp2p;
+    r.weights.tau_contrast = opts.tau_contrast;
+    r.weights.tau_kd = opts.tau_kd;
+    r.queue_rows = opts.queue_rows;
+    r.contrast_rows = opts.contrast_rows;
+    r.enqueue = opts.enqueue;
+    r.faithful_queue = opts.queue == "faithful";
+    r.head_lr = opts.lr;
+    r.seed = opts.seed;
+    objective = std::make_unique<distill::RddObjective>(r);
+  }
+  const distill::ProgressiveResult r = distill::progressive_distillation(p, train_set, objective.get());
   if (!r.interrupted && !r.students.empty())
-    std::printf("distill progressive: students %s ... %s (sample each with its own steps: --spacing trailing)\n",
+    std::printf("distill %s: students %s ... %s (each samples with its own steps by default)\n", opts.method.c_str(),
                 r.students.front().c_str(), r.students.back().c_str());
   return r.interrupted ? 130 : 0;
 }
@@ -140,8 +184,10 @@ int run_distill() {
 void add_distill_command(CLI::App& app) {
   CLI::App* c = app.add_subcommand("distill", "Distil a teacher into a faster student");
   command = c;
-  c->add_option("--method", opts.method, "student (Denoising Student) or progressive (Progressive Distillation)")
-      ->capture_default_str()->check(CLI::IsMember({"student", "progressive"}));
+  c->add_option("--method", opts.method,
+                "student (Denoising Student), progressive (Progressive Distillation) or rdd (Relational Diffusion "
+                "Distillation, on PD's stages)")
+      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd"}));
   c->add_option("--preset", opts.preset, "mnist (the flags' defaults) or cifar10 (the papers' settings)")
       ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10"}));
   c->add_option("--teacher", opts.teacher, "teacher model file (from `diffkd train`)")->capture_default_str();
@@ -184,6 +230,22 @@ void add_distill_command(CLI::App& app) {
       ->check(CLI::IsMember({"linear", "cosine"}));
   c->add_option("--pd-loss", opts.pd_loss, "progressive: snr-trunc, v-mse or x-mse")->capture_default_str()
       ->check(CLI::IsMember({"snr-trunc", "v-mse", "x-mse"}));
+  // RDD
+  c->add_option("--from", opts.from, "rdd: the PD student to start from (its steps: --start-steps, default 8)")
+      ->capture_default_str();
+  c->add_option("--feature-net", opts.feature_net,
+                "rdd: feature classifier (default: <run-dir>/feature-net.safetensors, trained if missing)");
+  c->add_option("--queue", opts.queue, "rdd: memory-bank flatten, clean (pixels) or faithful (the official raw view)")
+      ->capture_default_str()->check(CLI::IsMember({"clean", "faithful"}));
+  c->add_option("--queue-rows", opts.queue_rows, "rdd: memory-bank rows")->capture_default_str();
+  c->add_option("--contrast-rows", opts.contrast_rows, "rdd: fixed, evenly spaced contrast rows")->capture_default_str();
+  c->add_option("--enqueue", opts.enqueue, "rdd: teacher pixels enqueued per step (K)")->capture_default_str();
+  c->add_option("--pd-weight", opts.pd_weight, "rdd: weight of PD's pixel loss (0: off, as the released command)")
+      ->capture_default_str();
+  c->add_option("--tau-cfd", opts.tau_cfd, "rdd: teacher-side temperature of the feature KL")->capture_default_str();
+  c->add_option("--tau-isp2p", opts.tau_isp2p, "rdd: pixel-relation temperature")->capture_default_str();
+  c->add_option("--tau-contrast", opts.tau_contrast, "rdd: memory-bank contrast temperature")->capture_default_str();
+  c->add_option("--tau-kd", opts.tau_kd, "rdd: memory-bank KD temperature")->capture_default_str();
   on_run(c, run_distill);
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "data/loader.h"
@@ -99,7 +100,9 @@ std::string student_file(const fs::path& dir, int64_t steps) {
 
 }  // namespace
 
-ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const data::ImageDataset& train_set) {
+ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const data::ImageDataset& train_set,
+                                           StageObjective* objective) {
+  const std::string method = objective ? objective->method() : "progressive";
   DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0 && o.checkpoint_every > 0 && o.log_every > 0,
            "distill progressive: --updates, --batch, --checkpoint-every and --log-every must be positive");
   DK_CHECK(o.end_steps >= 1 && o.start_steps > o.end_steps && (o.start_steps % o.end_steps) == 0 &&
@@ -116,12 +119,13 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   const int64_t total = stages * o.updates_per_stage;
 
   const nlohmann::json settings = {
-      {"method", "progressive"}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
+      {"method", method}, {"objective", objective ? objective->settings() : nlohmann::json()}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
       {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage}, {"batch", o.batch_size},
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
       {"pad_to", o.pad_to}, {"seed", o.seed}};
   diffusion::RunFolder run(o.run_dir, settings,
-                           {"teacher", "data", "start_steps", "end_steps", "updates_per_stage", "batch", "pad_to", "seed"},
+                           {"method", "objective", "teacher", "data", "start_steps", "end_steps", "updates_per_stage",
+                            "batch", "pad_to", "seed"},
                            o.resume, o.quiet);
   fs::create_directories(run.dir() / "students");
   data::BatchLoader loader(train_set, {o.batch_size, o.seed, false, o.pad_to});
@@ -146,6 +150,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     AdamHyper hyper;
     hyper.lr = o.lr;
     adam = std::make_unique<nn::Adam>(student->named_parameters(), hyper);
+    if (objective) objective->begin_stage(k);
   };
 
   auto save_checkpoint = [&](int64_t step) {
@@ -156,6 +161,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
                             {{"step", std::to_string(step)},
                              {"loader_epoch", std::to_string(pos.epoch)},
                              {"loader_index", std::to_string(pos.index)}});
+    if (objective) objective->save(folder.string());
     run.checkpoint_done(step, o.keep_last);
   };
 
@@ -168,6 +174,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       const std::string state = (latest->second / "state.safetensors").string();
       const nn::Metadata meta = nn::load_training_state(state, *adam, nullptr);
       loader.seek({nn::metadata_int(meta, "loader_epoch", state), nn::metadata_int(meta, "loader_index", state)});
+      if (objective) objective->load(latest->second.string());
     } else if (start > 0) {  // at a stage boundary the next stage starts fresh from the saved student
       const std::string state = (latest->second / "state.safetensors").string();
       const nn::Metadata meta = safetensors::load(state).metadata;
@@ -178,11 +185,12 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   for (int64_t k = 0; k < stages && (k + 1) * o.updates_per_stage <= start; ++k)
     result.students.push_back(student_file(run.dir(), student_steps(k)));
   if (!o.quiet)
-    std::printf("distill progressive: %s (%s-prediction), %lld -> %lld steps in %lld stages of %lld updates, "
+    std::printf("distill %s: %s (%s-prediction), %lld -> %lld steps in %lld stages of %lld updates, "
                 "batch %lld, loss %s; %s at step %lld of %lld\n",
-                o.teacher.c_str(), original.spec.prediction.c_str(), static_cast<long long>(o.start_steps),
+                method.c_str(), o.teacher.c_str(), original.spec.prediction.c_str(), static_cast<long long>(o.start_steps),
                 static_cast<long long>(o.end_steps), static_cast<long long>(stages),
-                static_cast<long long>(o.updates_per_stage), static_cast<long long>(o.batch_size), o.loss.c_str(),
+                static_cast<long long>(o.updates_per_stage), static_cast<long long>(o.batch_size),
+                objective ? objective->settings().dump().c_str() : o.loss.c_str(),
                 start > 0 ? "resuming" : "starting", static_cast<long long>(start), static_cast<long long>(total));
 
   diffusion::InterruptGuard interrupt;
@@ -193,6 +201,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   lr_schedule.base_lr = o.lr;
   lr_schedule.total_steps = o.updates_per_stage;
   double loss_sum = 0;
+  std::map<std::string, double> part_sums;
   int64_t window = 0;
   for (int64_t step = start + 1; step <= total; ++step) {
     if ((step - 1) / o.updates_per_stage != stage) begin_stage((step - 1) / o.updates_per_stage);
@@ -210,8 +219,10 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     const Coefficients c = grid_coefficients(schedule, times.t, x);
     const Tensor z_t = c.signal * x + c.noise * eps;
     const PdTarget target = progressive_target(teacher_fn, prediction, schedule, z_t, times);
-    Tensor loss = progressive_loss(o.loss, student->forward(z_t, diffusion::model_time(schedule, times.t)), prediction,
-                                   z_t, c, target);
+    const Tensor out = student->forward(z_t, diffusion::model_time(schedule, times.t));
+    std::vector<std::pair<std::string, double>> parts;
+    Tensor loss = objective ? objective->loss({step, z_t, c, target, out, prediction}, parts)
+                            : progressive_loss(o.loss, out, prediction, z_t, c, target);
     const double value = loss.item();
     DK_CHECK(std::isfinite(value), "distill progressive: step ", step, ": the loss is ", value,
              "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());
@@ -221,6 +232,8 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
              "; stopping before the update");
     adam->step();
     adam->zero_grad();
+    if (objective) objective->after_update();
+    for (const auto& [name, v] : parts) part_sums[name] += v;
     loss_sum += value;
     ++window;
     if (step % o.log_every == 0 || within == o.updates_per_stage) {
@@ -229,8 +242,13 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
                     static_cast<long long>(stage + 1), static_cast<long long>(stages), static_cast<long long>(2 * n),
                     static_cast<long long>(n), loss_sum / window, lr);
       const double rate = progress.report(step, window, fields, o.quiet);
-      run.log_metrics(step, {{"stage", static_cast<double>(stage + 1)}, {"student_steps", static_cast<double>(n)},
-                             {"loss", loss_sum / window}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
+      std::vector<std::pair<std::string, double>> row = {{"stage", static_cast<double>(stage + 1)},
+                                                          {"student_steps", static_cast<double>(n)},
+                                                          {"loss", loss_sum / window}};
+      for (const auto& [name, sum] : part_sums) row.emplace_back(name, sum / window);
+      row.insert(row.end(), {{"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
+      run.log_metrics(step, row);
+      part_sums.clear();
       loss_sum = 0;
       window = 0;
     }
@@ -238,7 +256,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     if (within == o.updates_per_stage) {  // the stage's student, then the checkpoint that points past it
       const std::string file = student_file(run.dir(), n);
       save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",
-                           {{"method", "progressive"}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
+                           {{"method", method}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
       result.students.push_back(file);
       if (!o.quiet) std::printf("stage %lld done: %lld-step student in %s\n", static_cast<long long>(stage + 1),
                                 static_cast<long long>(n), file.c_str());
@@ -252,7 +270,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       break;
     }
   }
-  run.write_loss_chart("progressive distillation loss");
+  run.write_loss_chart(method + " distillation loss");
   return result;
 }
 

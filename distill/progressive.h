@@ -21,6 +21,7 @@
 // Every stage's student is saved, and samples with `--steps N --spacing trailing`.
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -75,11 +76,38 @@ struct ProgressiveOptions {
   int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
 };
 
+// What a halving stage trains the student on, one step at a time. PD's own objective is
+// progressive_loss on the student's output; RDD replaces it with relational losses on the x0 it
+// implies (distill/rdd.h). Its extra state travels with each checkpoint.
+struct StageStep {
+  int64_t step;  // global step, 1-based
+  const Tensor& z_t;
+  const diffusion::Coefficients& c;
+  const PdTarget& target;
+  const Tensor& student_out;
+  diffusion::Prediction prediction;
+};
+
+class StageObjective {
+ public:
+  virtual ~StageObjective() = default;
+  virtual std::string method() const = 0;                 // "rdd": recorded in the run and the students
+  virtual nlohmann::json settings() const = 0;            // recorded in run.json (all fixed on resume)
+  virtual void begin_stage(int64_t stage) = 0;            // stage 0, 1, ...: fresh per-stage state
+  // The loss (with gradient to the student) and its named parts for the metrics.
+  virtual Tensor loss(const StageStep& s, std::vector<std::pair<std::string, double>>& parts) = 0;
+  virtual void after_update() = 0;                        // after the student's optimiser step
+  virtual void save(const std::string& folder) const = 0;  // into a checkpoint folder
+  virtual void load(const std::string& folder) = 0;
+};
+
 struct ProgressiveResult {
   std::vector<std::string> students;  // model files, one per stage, in order (N/2, N/4, ... steps)
   bool interrupted = false;
 };
 
-ProgressiveResult progressive_distillation(const ProgressiveOptions& options, const data::ImageDataset& train_set);
+// PD when objective is null; otherwise the same halving stages on that objective.
+ProgressiveResult progressive_distillation(const ProgressiveOptions& options, const data::ImageDataset& train_set,
+                                           StageObjective* objective = nullptr);
 
 }  // namespace diffkd::distill

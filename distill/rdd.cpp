@@ -5,7 +5,11 @@
 #include <cmath>
 #include <cstring>
 
+#include "diffusion/gaussian.h"
+#include "eval/classifier_eval.h"
+#include "nn/checkpoint.h"
 #include "tensor/creation.h"
+#include "tensor/philox.h"
 
 namespace diffkd::distill {
 
@@ -95,6 +99,89 @@ void MemoryBank::enqueue(const Tensor& teacher_units, const std::vector<int64_t>
 Tensor MemoryBank::contrast_rows() const {
   std::vector<double> idx(contrast_index.begin(), contrast_index.end());
   return index_select(queue, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::I64));
+}
+
+RddObjective::RddObjective(const RddOptions& options) : o_(options) {
+  DK_CHECK(o_.enqueue >= 1 && o_.enqueue <= o_.queue_rows && o_.contrast_rows <= o_.queue_rows,
+           "rdd: --enqueue (", o_.enqueue, ") and --contrast-rows (", o_.contrast_rows,
+           ") must be between 1 and --queue-rows (", o_.queue_rows, ")");
+  features_ = eval::load_classifier(o_.feature_net).net;
+  features_->eval();                     // BatchNorm on its running statistics
+  features_->set_requires_grad(false);  // frozen: gradients pass through it to the student only
+}
+
+nlohmann::json RddObjective::settings() const {
+  const RddWeights& w = o_.weights;
+  return {{"feature_net", o_.feature_net}, {"tau_cfd", w.tau_cfd}, {"tau_isp2p", w.tau_isp2p},
+          {"tau_contrast", w.tau_contrast}, {"tau_kd", w.tau_kd}, {"cfd", w.cfd}, {"isp2p", w.isp2p},
+          {"mp2p", w.mp2p}, {"pd", w.pd}, {"queue_rows", o_.queue_rows}, {"contrast_rows", o_.contrast_rows},
+          {"enqueue", o_.enqueue}, {"queue", o_.faithful_queue ? "faithful" : "clean"}, {"head_lr", o_.head_lr},
+          {"seed", o_.seed}};
+}
+
+void RddObjective::begin_stage(int64_t stage) {
+  stage_ = stage;
+  const int64_t channels = features_->config().width2;
+  head_ = std::make_unique<ProjectionHead>(channels, o_.seed * 1000 + 17 + stage);
+  head_->train();
+  AdamHyper hyper;
+  hyper.lr = o_.head_lr;
+  head_adam_ = std::make_unique<nn::Adam>(head_->named_parameters(), hyper);
+  bank_ = std::make_unique<MemoryBank>(o_.queue_rows, channels, o_.contrast_rows, o_.faithful_queue,
+                                       o_.seed * 1000 + 29 + stage);
+}
+
+Tensor RddObjective::loss(const StageStep& s, std::vector<std::pair<std::string, double>>& parts) {
+  const RddWeights& w = o_.weights;
+  const Tensor x_student = diffusion::denoise(s.student_out, s.prediction, s.z_t, s.c).x0;
+  const Tensor f_student = features_->run(x_student).feature_map;
+  Tensor f_teacher;
+  {
+    NoGradGuard no_grad;
+    f_teacher = features_->run(s.target.x_tilde).feature_map;
+  }
+  // Enqueue K random teacher pixels (keyed by the step) before the loss, as the official code.
+  const Tensor teacher_units = pixel_unit_vectors(f_teacher);
+  const int64_t columns = f_teacher.numel() / f_teacher.size(1), k = std::min(o_.enqueue, columns);
+  std::vector<int64_t> all(columns);
+  for (int64_t i = 0; i < columns; ++i) all[i] = i;
+  for (int64_t i = 0; i < k; ++i) {  // a partial Fisher-Yates shuffle: the first k of a random permutation
+    const double u = philox::uniform_at(o_.seed ^ 0x4dd, static_cast<uint64_t>(s.step), static_cast<uint64_t>(i));
+    std::swap(all[i], all[i + std::min<int64_t>(columns - 1 - i, static_cast<int64_t>(u * (columns - i)))]);
+  }
+  bank_->enqueue(teacher_units, std::vector<int64_t>(all.begin(), all.begin() + k));
+
+  const Tensor cfd = rcfd_loss(f_teacher, f_student, w.tau_cfd);
+  const Tensor isp2p = pixel_relation_loss(f_teacher, f_student, w.tau_isp2p);
+  const Tensor mp2p = memory_relation_loss(teacher_units, pixel_unit_vectors(head_->forward(f_student)),
+                                           bank_->contrast_rows(), w.tau_contrast, w.tau_kd);
+  Tensor total = w.cfd * cfd + w.isp2p * isp2p + w.mp2p * mp2p;
+  parts = {{"cfd", cfd.item()}, {"isp2p", isp2p.item()}, {"mp2p", mp2p.item()}};
+  if (w.pd > 0) {
+    const Tensor pd = progressive_loss("snr-trunc", s.student_out, s.prediction, s.z_t, s.c, s.target);
+    total = total + w.pd * pd;
+    parts.emplace_back("pd", pd.item());
+  }
+  return total;
+}
+
+void RddObjective::after_update() {
+  head_adam_->step();
+  head_adam_->zero_grad();
+}
+
+void RddObjective::save(const std::string& folder) const {
+  nn::save_model(folder + "/rdd-head.safetensors", *head_, "{}",
+                 {{"pointer", std::to_string(bank_->pointer)}, {"stage", std::to_string(stage_)}});
+  nn::save_training_state(folder + "/rdd-head-state.safetensors", *head_adam_, nullptr);
+  safetensors::save(folder + "/rdd-queue.safetensors", {{"queue", bank_->queue}});
+}
+
+void RddObjective::load(const std::string& folder) {
+  const nn::Metadata meta = nn::load_model(folder + "/rdd-head.safetensors", *head_);
+  nn::load_training_state(folder + "/rdd-head-state.safetensors", *head_adam_, nullptr);
+  bank_->queue = safetensors::load(folder + "/rdd-queue.safetensors").at("queue");
+  bank_->pointer = nn::metadata_int(meta, "pointer", folder + "/rdd-head.safetensors");
 }
 
 }  // namespace diffkd::distill

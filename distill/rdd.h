@@ -25,7 +25,10 @@
 #include <string>
 #include <vector>
 
+#include "distill/progressive.h"
+#include "nn/classifier.h"
 #include "nn/layers.h"
+#include "nn/optim.h"
 
 namespace diffkd::distill {
 
@@ -64,6 +67,40 @@ struct RddWeights {
   double tau_cfd = 0.9, tau_isp2p = 1.0, tau_contrast = 0.1, tau_kd = 1.0;
   double cfd = 1.0, isp2p = 1.0, mp2p = 0.1;
   double pd = 0.0;  // the optional PD pixel loss (official --logits), off in the released command
+};
+
+struct RddOptions {
+  std::string feature_net;  // a classifier file (train-classifier), NOT the evaluation classifier
+  RddWeights weights;
+  int64_t queue_rows = 4096;  // 20,000 at CIFAR-10 scale
+  int64_t contrast_rows = 512;  // 4,096 at CIFAR-10 scale
+  int64_t enqueue = 128;      // K = min(pixels of the batch, 128)
+  bool faithful_queue = false;  // the official raw-view flatten
+  double head_lr = 1e-4;        // the projection head's own Adam (the official uses the student's lr)
+  uint64_t seed = 0;
+};
+
+// RDD as a stage objective of the PD loop (progressive.h): the student's x0 and the target x~
+// through the frozen feature network, the three relational terms and optionally PD's loss.
+// The head, its Adam and the queue start afresh each stage (each official RDD stage is its own run).
+class RddObjective final : public StageObjective {
+ public:
+  explicit RddObjective(const RddOptions& options);
+  std::string method() const override { return "rdd"; }
+  nlohmann::json settings() const override;
+  void begin_stage(int64_t stage) override;
+  Tensor loss(const StageStep& s, std::vector<std::pair<std::string, double>>& parts) override;
+  void after_update() override;
+  void save(const std::string& folder) const override;
+  void load(const std::string& folder) override;
+
+ private:
+  RddOptions o_;
+  std::unique_ptr<nn::Classifier> features_;
+  std::unique_ptr<ProjectionHead> head_;
+  std::unique_ptr<nn::Adam> head_adam_;
+  std::unique_ptr<MemoryBank> bank_;
+  int64_t stage_ = 0;
 };
 
 }  // namespace diffkd::distill
