@@ -8,11 +8,14 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "data/registry.h"
 #include "diffusion/trainer.h"
+#include "distill/progressive.h"
 #include "nn/safetensors.h"
 
 namespace diffkd::testing {
@@ -60,6 +63,53 @@ inline const std::string& tiny_teacher() {
     return o.run_dir + "/model.safetensors";
   }();
   return path;
+}
+
+// PD from the tiny teacher's 4 steps down to 1, `updates` per halving, a log row every step.
+inline distill::ProgressiveOptions tiny_pd(const std::string& dir, int64_t updates) {
+  distill::ProgressiveOptions o;
+  o.teacher = tiny_teacher();
+  o.dataset = "synthetic";
+  o.run_dir = dir;
+  o.start_steps = 4;
+  o.end_steps = 1;
+  o.updates_per_stage = updates;
+  o.batch_size = 8;
+  o.lr = 5e-4;
+  o.log_every = 1;
+  o.checkpoint_every = 3;
+  o.quiet = true;
+  return o;
+}
+
+// The logged loss of every step of a stage (metrics.csv: step, stage, student_steps, loss, ...).
+inline std::vector<double> stage_losses(const std::string& run_dir, int stage) {
+  std::ifstream metrics(run_dir + "/metrics.csv");
+  std::string line;
+  std::getline(metrics, line);
+  std::vector<double> losses;
+  while (std::getline(metrics, line)) {
+    std::vector<double> cells;
+    std::stringstream ss(line);
+    for (std::string c; std::getline(ss, c, ',');) cells.push_back(std::stod(c));
+    if (cells.at(1) == stage) losses.push_back(cells.at(3));
+  }
+  return losses;
+}
+
+// Mean of the first and the last `n` entries.
+inline std::pair<double, double> early_and_late(const std::vector<double>& v, size_t n) {
+  double early = 0, late = 0;
+  for (size_t k = 0; k < n; ++k) early += v[k] / n, late += v[v.size() - n + k] / n;
+  return {early, late};
+}
+
+// Every tensor of two safetensors files equal, bit for bit.
+inline void expect_same_tensors(const std::string& a_path, const std::string& b_path) {
+  const auto a = safetensors::load(a_path), b = safetensors::load(b_path);
+  ASSERT_EQ(a.tensors.size(), b.tensors.size()) << a_path;
+  for (size_t k = 0; k < a.tensors.size(); ++k)
+    ASSERT_EQ(a.tensors[k].second.to_vector(), b.tensors[k].second.to_vector()) << b_path << " " << a.tensors[k].first;
 }
 
 }  // namespace diffkd::testing

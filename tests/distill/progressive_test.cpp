@@ -67,22 +67,6 @@ TEST(ProgressiveGolden, TargetAndLossesMatchPyTorch) {
   }
 }
 
-ProgressiveOptions tiny_pd(const std::string& dir, int64_t updates) {
-  ProgressiveOptions o;
-  o.teacher = tiny_teacher();
-  o.dataset = "synthetic";
-  o.run_dir = dir;
-  o.start_steps = 4;
-  o.end_steps = 1;
-  o.updates_per_stage = updates;
-  o.batch_size = 8;
-  o.lr = 5e-4;
-  o.log_every = 1;
-  o.checkpoint_every = 3;
-  o.quiet = true;
-  return o;
-}
-
 // Mean squared distance between a model's samples and the teacher's 4-step samples, same noise.
 double distance_to_teacher(const std::string& model_path, const diffusion::SamplerConfig& sampler) {
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(tiny_teacher());
@@ -100,19 +84,9 @@ TEST(Progressive, LossFallsAndTheOneStepStudentApproachesItsTeacher) {
   ASSERT_EQ(r.students.size(), 2u);  // 4 -> 2, 2 -> 1
   EXPECT_NE(r.students[1].find("steps-0001"), std::string::npos);
   // The first stage's loss: the mean of its last ten logged steps below that of its first ten.
-  std::ifstream metrics(dir + "/metrics.csv");
-  std::string line;
-  std::vector<double> stage1;
-  std::getline(metrics, line);  // step,stage,student_steps,loss,...
-  while (std::getline(metrics, line)) {
-    std::vector<double> cells;
-    std::stringstream ss(line);
-    for (std::string c; std::getline(ss, c, ',');) cells.push_back(std::stod(c));
-    if (cells[1] == 1) stage1.push_back(cells[3]);
-  }
+  const std::vector<double> stage1 = stage_losses(dir, 1);
   ASSERT_EQ(stage1.size(), 40u);
-  double early = 0, late = 0;
-  for (int k = 0; k < 10; ++k) early += stage1[k], late += stage1[30 + k];
+  const auto [early, late] = early_and_late(stage1, 10);
   EXPECT_LT(late, 0.9 * early);
   // One DDIM step of the teacher itself is the starting point the 1-step student must beat.
   diffusion::SamplerConfig one;
@@ -134,12 +108,8 @@ TEST(Progressive, ResumedRunIsBitIdentical) {
   part.stop_after = 0;
   const ProgressiveResult r = progressive_distillation(part, tiny_images());
   ASSERT_EQ(r.students.size(), 2u);
-  for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"}) {
-    const auto a = safetensors::load(straight + "/" + file), b = safetensors::load(split + "/" + file);
-    ASSERT_EQ(a.tensors.size(), b.tensors.size());
-    for (size_t k = 0; k < a.tensors.size(); ++k)
-      ASSERT_EQ(a.tensors[k].second.to_vector(), b.tensors[k].second.to_vector()) << file << " " << a.tensors[k].first;
-  }
+  for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"})
+    expect_same_tensors(straight + "/" + file, split + "/" + file);
 }
 
 }  // namespace

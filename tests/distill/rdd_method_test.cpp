@@ -34,18 +34,8 @@ const std::string& tiny_feature_net() {
 }
 
 ProgressiveOptions tiny_rdd_run(const std::string& dir, int64_t updates) {
-  ProgressiveOptions o;
-  o.teacher = tiny_teacher();
-  o.dataset = "synthetic";
-  o.run_dir = dir;
-  o.start_steps = 4;
-  o.end_steps = 1;
-  o.updates_per_stage = updates;
-  o.batch_size = 8;
+  ProgressiveOptions o = tiny_pd(dir, updates);
   o.lr = 1e-3;
-  o.log_every = 1;
-  o.checkpoint_every = 3;
-  o.quiet = true;
   return o;
 }
 
@@ -66,19 +56,12 @@ TEST(RddMethod, RelationalLossFallsWithinAStage) {
   const ProgressiveResult r = progressive_distillation(tiny_rdd_run(dir, 30), tiny_images(), &objective);
   ASSERT_EQ(r.students.size(), 2u);
   std::ifstream metrics(dir + "/metrics.csv");
-  std::string header, line;
+  std::string header;
   std::getline(metrics, header);
   EXPECT_NE(header.find("cfd,isp2p,mp2p"), std::string::npos) << header;
-  std::vector<double> stage1;
-  while (std::getline(metrics, line)) {
-    std::vector<double> cells;
-    std::stringstream ss(line);
-    for (std::string c; std::getline(ss, c, ',');) cells.push_back(std::stod(c));
-    if (cells[1] == 1) stage1.push_back(cells[3]);
-  }
+  const std::vector<double> stage1 = stage_losses(dir, 1);
   ASSERT_EQ(stage1.size(), 30u);
-  double early = 0, late = 0;
-  for (int k = 0; k < 8; ++k) early += stage1[k], late += stage1[22 + k];
+  const auto [early, late] = early_and_late(stage1, 8);
   EXPECT_LT(late, 0.9 * early);
   // The students record the method.
   EXPECT_EQ(safetensors::load(r.students[1]).metadata.at("method"), "rdd");
@@ -97,12 +80,8 @@ TEST(RddMethod, ResumedRunIsBitIdentical) {
     progressive_distillation(part, tiny_images(), &objective);
     part.resume = true;
   }
-  for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"}) {
-    const auto a = safetensors::load(straight + "/" + file), b = safetensors::load(split + "/" + file);
-    ASSERT_EQ(a.tensors.size(), b.tensors.size());
-    for (size_t k = 0; k < a.tensors.size(); ++k)
-      ASSERT_EQ(a.tensors[k].second.to_vector(), b.tensors[k].second.to_vector()) << file << " " << a.tensors[k].first;
-  }
+  for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"})
+    expect_same_tensors(straight + "/" + file, split + "/" + file);
 }
 
 }  // namespace
