@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "data/registry.h"
 #include "distill/denoising_student.h"
+#include "distill/dkdm.h"
 #include "distill/progressive.h"
 #include "distill/rdd.h"
 #include "eval/classifier_eval.h"
@@ -43,6 +44,9 @@ struct {
   std::string from = "runs/progressive/students/steps-0008.safetensors", feature_net, queue = "clean";
   int64_t queue_rows = 4096, contrast_rows = 512, enqueue = 128;
   double pd_weight = 0, tau_cfd = 0.9, tau_isp2p = 1.0, tau_contrast = 0.1, tau_kd = 1.0;
+  // DKDM
+  std::string student_model = "dkdm-mnist-student", mode = "dynamic";
+  double rho = 0.02;
 } opts;
 
 CLI::App* command = nullptr;
@@ -68,6 +72,12 @@ void apply_preset() {
     preset_value("--warmup", opts.warmup, int64_t{5000});
     preset_value("--steps", opts.steps, int64_t{50000});  // 25 epochs of 1.024M pairs at batch 512
     preset_value("--eval-every", opts.eval_every, int64_t{2000});
+  } else if (opts.method == "dkdm") {  // METHODS.md 3.3: the 57M -> 14M CIFAR-10 pair
+    preset_value("--student-model", opts.student_model, std::string("dkdm-cifar10-student"));
+    preset_value("--rho", opts.rho, 0.4);
+    preset_value("--batch", opts.batch, int64_t{128});
+    preset_value("--ema", opts.ema, 0.9999);
+    preset_value("--steps", opts.steps, int64_t{200000});
   } else if (opts.method == "rdd") {  // train_rdd.sh: 20k steps per halving, batch 128, lr 5e-5
     preset_value("--updates", opts.updates, int64_t{20000});
     preset_value("--batch", opts.batch, int64_t{128});
@@ -123,6 +133,28 @@ int run_distill() {
     if (!r.interrupted)
       std::printf("distill student: the one-step student (best held-out loss %.5f) is %s\n", r.best_held_out_loss,
                   r.model.c_str());
+    return r.interrupted ? 130 : 0;
+  }
+  if (opts.method == "dkdm") {  // data-free: no dataset is opened
+    distill::DkdmOptions d;
+    d.teacher = opts.teacher;
+    d.student_model = opts.student_model;
+    d.run_dir = run_dir;
+    d.mode = opts.mode;
+    d.rho = opts.rho;
+    d.batch_size = opts.batch;
+    d.steps = opts.steps;
+    d.lr = opts.lr;
+    d.ema = command->get_option("--ema")->count() ? opts.ema : (opts.preset == "mnist" ? 0.999 : opts.ema);
+    d.seed = opts.seed;
+    d.log_every = opts.log_every;
+    d.checkpoint_every = opts.checkpoint_every;
+    d.keep_last = opts.keep_last;
+    d.resume = opts.resume;
+    const distill::DkdmResult r = distill::dkdm_distillation(d);
+    if (!r.interrupted)
+      std::printf("distill dkdm: the student (EMA) is %s; pool of %lld states (%lld teacher evaluations to prepare)\n",
+                  r.model.c_str(), static_cast<long long>(r.pool_size), static_cast<long long>(r.teacher_evaluations));
     return r.interrupted ? 130 : 0;
   }
   const bool rdd = opts.method == "rdd";
@@ -186,8 +218,8 @@ void add_distill_command(CLI::App& app) {
   command = c;
   c->add_option("--method", opts.method,
                 "student (Denoising Student), progressive (Progressive Distillation) or rdd (Relational Diffusion "
-                "Distillation, on PD's stages)")
-      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd"}));
+                "Distillation, on PD's stages) or dkdm (data-free, any student architecture)")
+      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd", "dkdm"}));
   c->add_option("--preset", opts.preset, "mnist (the flags' defaults) or cifar10 (the papers' settings)")
       ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10"}));
   c->add_option("--teacher", opts.teacher, "teacher model file (from `diffkd train`)")->capture_default_str();
@@ -214,9 +246,9 @@ void add_distill_command(CLI::App& app) {
       ->check(CLI::IsMember({"l1", "l2"}));
   c->add_option("--form", opts.form, "student: residual (x_T - net(x_T), official) or x0")->capture_default_str()
       ->check(CLI::IsMember({"residual", "x0"}));
-  c->add_option("--steps", opts.steps, "student: optimiser steps")->capture_default_str();
+  c->add_option("--steps", opts.steps, "student and dkdm: optimiser steps")->capture_default_str();
   c->add_option("--warmup", opts.warmup, "student: linear LR warm-up steps")->capture_default_str();
-  c->add_option("--ema", opts.ema, "student: EMA decay")->capture_default_str();
+  c->add_option("--ema", opts.ema, "student and dkdm: EMA decay (dkdm's MNIST default 0.999)")->capture_default_str();
   c->add_option("--beta2", opts.beta2, "student: Adam beta2")->capture_default_str();
   c->add_option("--eval-every", opts.eval_every, "student: steps between held-out evaluations of the EMA")->capture_default_str();
   // Progressive
@@ -246,6 +278,13 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--tau-isp2p", opts.tau_isp2p, "rdd: pixel-relation temperature")->capture_default_str();
   c->add_option("--tau-contrast", opts.tau_contrast, "rdd: memory-bank contrast temperature")->capture_default_str();
   c->add_option("--tau-kd", opts.tau_kd, "rdd: memory-bank KD temperature")->capture_default_str();
+  // DKDM
+  c->add_option("--student-model", opts.student_model, "dkdm: the student's preset or JSON config (any architecture)")
+      ->capture_default_str();
+  c->add_option("--mode", opts.mode, "dkdm: dynamic (the method), iterative or shuffled (the paper's ablations)")
+      ->capture_default_str()->check(CLI::IsMember({"dynamic", "iterative", "shuffled"}));
+  c->add_option("--rho", opts.rho, "dkdm: pool factor, pool = round(rho T) batch states (the paper: 0.4)")
+      ->capture_default_str();
   on_run(c, run_distill);
 }
 

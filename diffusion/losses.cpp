@@ -15,10 +15,9 @@ LossKind parse_loss(const std::string& name) {
   fail("unknown loss '", name, "' (expected eps, x0, v, snr-trunc or hybrid)");
 }
 
-namespace {
-
-// Per-sample mean over every dim but the first: [B, ...] -> [B].
 Tensor per_sample_mean(const Tensor& x) { return mean(flatten(x, 1), {1}); }
+
+namespace {
 
 // Posterior variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t), for every t.
 std::vector<double> posterior_variances(const NoiseSchedule& s) {

@@ -31,6 +31,9 @@ struct LossInputs {
 // both derived from it); hybrid requires Prediction::Eps.
 Tensor diffusion_loss(LossKind kind, Prediction prediction, const LossInputs& in);
 
+// Per-sample mean over every dim but the first: [B, ...] -> [B].
+Tensor per_sample_mean(const Tensor& x);
+
 // --- learned-range variance (iDDPM) ------------------------------------------------------------
 // log sigma^2 = f log beta_t + (1 - f) log beta~_t with f = (v + 1) / 2, v the variance channels;
 // beta~ at t = 0 is replaced by beta~ at t = 1 (it is 0), as guided-diffusion's clipped log.

@@ -1,0 +1,307 @@
+// DKDM data-free distillation (see dkdm.h).
+
+#include "distill/dkdm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include "diffusion/generate.h"
+#include "diffusion/losses.h"
+#include "diffusion/noise.h"
+#include "diffusion/run_folder.h"
+#include "distill/common.h"
+#include "nn/checkpoint.h"
+#include "nn/ema.h"
+#include "nn/presets.h"
+#include "tensor/creation.h"
+#include "tensor/philox.h"
+
+namespace diffkd::distill {
+
+namespace fs = std::filesystem;
+using diffusion::Prediction;
+
+TeacherStep dkdm_teacher_step(const diffusion::ModelFn& teacher, Prediction prediction, const diffusion::NoiseSchedule& s,
+                              const Tensor& x_t, const std::vector<int64_t>& t, const Tensor& z) {
+  NoGradGuard no_grad;
+  const int64_t c = x_t.size(1);
+  const Tensor out = teacher(x_t, diffusion::model_time(s, t));
+  const bool learned = out.size(1) == 2 * c;
+  const diffusion::Coefficients coef = diffusion::coefficients(s, t, x_t);
+  const diffusion::Denoised d = diffusion::denoise(learned ? narrow(out, 1, 0, c) : out, prediction, x_t, coef);
+  TeacherStep step;
+  step.eps = d.eps;
+  const diffusion::Posterior q = diffusion::q_posterior(clamp(d.x0, -1.0, 1.0), x_t, s, t);  // clip_denoised
+  step.mean = q.mean;
+  step.log_variance = learned ? diffusion::learned_log_variance(narrow(out, 1, c, c), s, t) : q.log_variance;
+  std::vector<double> noisy;
+  for (int64_t step_t : t) noisy.push_back(step_t > 0 ? 1.0 : 0.0);
+  step.x_prev = step.mean + diffusion::per_sample(noisy, x_t) * exp(0.5 * step.log_variance) * z;
+  return step;
+}
+
+Tensor dkdm_loss(const Tensor& student_out, const TeacherStep& teacher, const diffusion::NoiseSchedule& s,
+                 const Tensor& x_t, const std::vector<int64_t>& t, DkdmLossParts* parts) {
+  const int64_t c = x_t.size(1);
+  const bool learned = student_out.size(1) == 2 * c;
+  DK_CHECK(learned || student_out.size(1) == c, "dkdm: the student outputs ", student_out.size(1), " channels for ", c,
+           "-channel images (expected ", c, ", or ", 2 * c, " with learned variance)");
+  const Tensor eps_s = learned ? narrow(student_out, 1, 0, c) : student_out;
+  const Tensor mse = diffusion::per_sample_mean(square(teacher.eps - eps_s));
+  Tensor total = mse;
+  Tensor vb;
+  if (learned) {
+    // mu_S from the student's eps with stop-gradient and no clipping; only Sigma_S is trained.
+    const diffusion::Coefficients coef = diffusion::coefficients(s, t, x_t);
+    const Tensor x0_s = diffusion::denoise(eps_s.detach(), Prediction::Eps, x_t, coef).x0;
+    const Tensor mean_s = diffusion::q_posterior(x0_s, x_t, s, t).mean;
+    const Tensor log_var_s = diffusion::learned_log_variance(narrow(student_out, 1, c, c), s, t);
+    vb = diffusion::per_sample_mean(diffusion::normal_kl(teacher.mean, teacher.log_variance, mean_s, log_var_s)) /
+         std::log(2.0);
+    total = total + vb;
+  }
+  if (parts) *parts = {mean(mse).item(), learned ? mean(vb).item() : 0.0};
+  return mean(total);
+}
+
+namespace {
+
+constexpr uint64_t kPoolNoise = 8101, kStopStream = 8102, kPickStream = 8103, kResetNoise = 8104, kStepNoise = 8105;
+
+// The pool of noisy states: x [P, C, H, W] and the counters (T: fresh noise; 0: a clean sample).
+struct Pool {
+  Tensor x;
+  std::vector<int64_t> t;
+};
+
+void save_pool(const std::string& path, const Pool& pool, const nn::Metadata& meta) {
+  std::vector<double> t(pool.t.begin(), pool.t.end());
+  safetensors::save(path, {{"x", pool.x}, {"t", from_vector(t, {static_cast<int64_t>(t.size())}, DType::I64)}}, meta);
+}
+
+Pool load_pool(const std::string& path, nn::Metadata* meta) {
+  const safetensors::Contents file = safetensors::load(path);
+  Pool pool{file.at("x"), {}};
+  for (double v : file.at("t").to_vector()) pool.t.push_back(static_cast<int64_t>(v));
+  DK_CHECK(static_cast<int64_t>(pool.t.size()) == pool.x.size(0), path, ": ", pool.t.size(), " counters for ",
+           pool.x.size(0), " states");
+  if (meta) *meta = file.metadata;
+  return pool;
+}
+
+Tensor rows_of(const Tensor& all, const std::vector<int64_t>& idx) {
+  std::vector<double> i(idx.begin(), idx.end());
+  return index_select(all, 0, from_vector(i, {static_cast<int64_t>(i.size())}, DType::I64));
+}
+
+// Writes rows back into the pool (a plain buffer: no gradient flows through the pool).
+void write_rows(Tensor& all, const std::vector<int64_t>& idx, const Tensor& rows) {
+  const Tensor src = contiguous(to_dtype(rows, all.dtype()));
+  const int64_t row = all.numel() / all.size(0);
+  for (size_t j = 0; j < idx.size(); ++j)
+    std::copy(src.data<float>() + j * row, src.data<float>() + (j + 1) * row, all.data<float>() + idx[j] * row);
+}
+
+// Prepares the pool (dynamic_prepare.py): entry i starts from noise at T and runs teacher
+// ancestral steps until its own stop t_end_i ~ U{1..T-1}. Resumable: the file keeps the counter c
+// the preparation has reached. Returns the teacher evaluations spent.
+int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int64_t size, const Shape& shape,
+                     const std::string& path) {
+  const int64_t T = teacher.schedule.steps();
+  std::vector<int64_t> stop(size);
+  for (int64_t i = 0; i < size; ++i)
+    stop[i] = 1 + std::min<int64_t>(T - 2, static_cast<int64_t>(philox::uniform_at(o.seed ^ kStopStream, 0, i) * (T - 1)));
+  if (o.mode == "iterative") std::fill(stop.begin(), stop.end(), T);  // all b states start at T together
+  Pool pool;
+  int64_t c = T;  // every entry with stop < c still has to step from c to c - 1
+  nn::Metadata meta;
+  if (fs::exists(path)) {
+    pool = load_pool(path, &meta);
+    c = nn::metadata_int(meta, "prepared_to", path);
+    if (c <= 1 || o.mode == "iterative") return 0;
+  } else {
+    pool.x = diffusion::sample_noise(shape, 0, size, o.seed ^ kPoolNoise, 0);
+    pool.t.assign(size, T);
+  }
+  int64_t evaluations = 0, total = 0;
+  for (int64_t i = 0; i < size; ++i) total += T - stop[i];
+  const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
+  const diffusion::ModelFn fn = [&](const Tensor& x, const Tensor& t) { return teacher.net->forward(x, t); };
+  const auto start = std::chrono::steady_clock::now();
+  int64_t done = 0;
+  for (int64_t i = 0; i < size; ++i) done += T - std::max(stop[i], c);
+  for (; c > 1; --c) {
+    std::vector<int64_t> active;
+    for (int64_t i = 0; i < size; ++i)
+      if (stop[i] < c) active.push_back(i);
+    for (size_t first = 0; first < active.size(); first += o.prepare_batch) {
+      const std::vector<int64_t> idx(active.begin() + first,
+                                     active.begin() + std::min(active.size(), first + o.prepare_batch));
+      const std::vector<int64_t> t(idx.size(), c - 1);
+      TensorList z;
+      for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.seed ^ kPoolNoise, c));
+      const TeacherStep step = dkdm_teacher_step(fn, prediction, teacher.schedule, rows_of(pool.x, idx), t, concat(z, 0));
+      write_rows(pool.x, idx, step.x_prev);
+      for (int64_t i : idx) pool.t[i] = c - 1;
+      evaluations += static_cast<int64_t>(idx.size());
+      done += static_cast<int64_t>(idx.size());
+    }
+    const bool report = c % 50 == 0 || c == 2;
+    if (report || c % 100 == 0) save_pool(path, pool, {{"prepared_to", std::to_string(c - 1)}});
+    if (report && !o.quiet) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("  pool: t = %lld, %lld/%lld teacher steps  %.2f ms/step  ETA %s\n", static_cast<long long>(c - 1),
+                  static_cast<long long>(done), static_cast<long long>(total), 1000 * seconds / std::max<int64_t>(1, evaluations),
+                  diffusion::format_duration(seconds / std::max<int64_t>(1, evaluations) * (total - done)).c_str());
+      std::fflush(stdout);
+    }
+  }
+  save_pool(path, pool, {{"prepared_to", "1"}});
+  return evaluations;
+}
+
+}  // namespace
+
+DkdmResult dkdm_distillation(const DkdmOptions& o) {
+  DK_CHECK(o.mode == "dynamic" || o.mode == "iterative" || o.mode == "shuffled", "distill dkdm: unknown --mode '",
+           o.mode, "' (expected dynamic, iterative or shuffled)");
+  DK_CHECK(o.batch_size > 0 && o.steps > 0 && o.rho > 0 && o.log_every > 0 && o.checkpoint_every > 0,
+           "distill dkdm: --batch, --steps, --rho, --log-every and --checkpoint-every must be positive");
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
+  const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
+  const int64_t T = teacher.schedule.steps();
+  const nn::UNetConfig config = nn::load_unet_config(o.student_model);
+  const nn::UNetConfig& tc = teacher.net->config();
+  DK_CHECK(config.in_channels == tc.in_channels && config.image_size == tc.image_size, "distill dkdm: the student ",
+           o.student_model, " takes ", config.in_channels, "x", config.image_size, " images, the teacher ", tc.in_channels,
+           "x", tc.image_size);
+  const Shape shape{config.in_channels, config.image_size, config.image_size};
+  // P = round(rho T) b for the dynamic pool; b states for the ablations.
+  const int64_t pool_size =
+      o.mode == "dynamic" ? std::max<int64_t>(1, std::llround(o.rho * T)) * o.batch_size : o.batch_size;
+  DK_CHECK(pool_size >= o.batch_size, "distill dkdm: a pool of ", pool_size, " is smaller than the batch");
+
+  const nlohmann::json settings = {{"method", "dkdm"},        {"teacher", o.teacher}, {"student", o.student_model},
+                                   {"unet", nlohmann::json::parse(config.to_json())},
+                                   {"mode", o.mode},          {"rho", o.rho},         {"pool_size", pool_size},
+                                   {"batch", o.batch_size},   {"steps", o.steps},     {"lr", o.lr},
+                                   {"ema", o.ema},            {"seed", o.seed}};
+  diffusion::RunFolder run(o.run_dir, settings, {"teacher", "unet", "mode", "rho", "pool_size", "batch", "seed"},
+                           o.resume, o.quiet);
+  DkdmResult result;
+  result.pool_size = pool_size;
+  result.model = (run.dir() / "student.safetensors").string();
+  if (!o.quiet)
+    std::printf("distill dkdm: %s -> %s (%lld parameters), data-free, %s pool of %lld states (rho %g, batch %lld)\n",
+                o.teacher.c_str(), o.student_model.c_str(), static_cast<long long>(nn::UNet(config).parameter_count()),
+                o.mode.c_str(), static_cast<long long>(pool_size), o.rho, static_cast<long long>(o.batch_size));
+  const std::string pool_path = (run.dir() / "pool.safetensors").string();
+  result.teacher_evaluations = prepare_pool(teacher, o, pool_size, shape, pool_path);
+  Pool pool = load_pool(pool_path, nullptr);
+
+  nn::UNet student(config, o.seed);  // any architecture, from scratch
+  student.train();
+  AdamHyper hyper;
+  hyper.lr = o.lr;
+  hyper.decoupled_weight_decay = true;  // AdamW, weight decay 0 (as the official)
+  nn::Adam adam(student.named_parameters(), hyper);
+  nn::Ema ema(student, o.ema);
+  int64_t start = 0;
+  default_generator() = Generator(o.seed ^ 0xd40);  // dropout masks
+  if (const auto latest = run.latest()) {
+    nn::load_model((latest->second / "model.safetensors").string(), student);
+    const std::string state = (latest->second / "state.safetensors").string();
+    const nn::Metadata meta = nn::load_training_state(state, adam, &ema);
+    start = nn::metadata_int(meta, "step", state);
+    default_generator().seed = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_seed", state));
+    default_generator().offset = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_offset", state));
+    pool = load_pool((latest->second / "pool.safetensors").string(), nullptr);
+  }
+  const diffusion::DiffusionSpec student_spec{teacher.spec.schedule, teacher.spec.timesteps, "eps"};
+  auto save_student = [&](int64_t step) {
+    nn::UNet averaged(config);
+    ema.copy_to(averaged);
+    save_distilled_model(result.model, averaged, student_spec, "",
+                         {{"method", "dkdm"}, {"teacher", o.teacher}, {"step", std::to_string(step)}});
+  };
+  auto save_checkpoint = [&](int64_t step) {
+    const fs::path folder = run.checkpoint_folder(step);
+    nn::save_model((folder / "model.safetensors").string(), student, config.to_json());
+    nn::save_training_state((folder / "state.safetensors").string(), adam, &ema,
+                            {{"step", std::to_string(step)},
+                             {"dropout_seed", std::to_string(default_generator().seed)},
+                             {"dropout_offset", std::to_string(default_generator().offset)}});
+    save_pool((folder / "pool.safetensors").string(), pool, {});
+    save_student(step);
+    run.checkpoint_done(step, o.keep_last);
+  };
+
+  const diffusion::ModelFn teacher_fn = [&](const Tensor& x, const Tensor& t) { return teacher.net->forward(x, t); };
+  diffusion::InterruptGuard interrupt;
+  diffusion::ProgressLine progress(o.steps);
+  double loss_sum = 0, mse_sum = 0, vb_sum = 0;
+  int64_t window = 0;
+  for (int64_t step = start + 1; step <= o.steps; ++step) {
+    // b distinct entries: the first b of a permutation keyed by (seed, step); the ablations use all.
+    std::vector<int64_t> idx(pool_size);
+    for (int64_t i = 0; i < pool_size; ++i) idx[i] = i;
+    if (o.mode == "dynamic")
+      for (int64_t i = 0; i < o.batch_size; ++i) {
+        const double u = philox::uniform_at(o.seed ^ kPickStream, static_cast<uint64_t>(step), static_cast<uint64_t>(i));
+        std::swap(idx[i], idx[i + std::min<int64_t>(pool_size - 1 - i, static_cast<int64_t>(u * (pool_size - i)))]);
+      }
+    idx.resize(o.batch_size);
+    // Finished entries (counter 0) start again from fresh noise at T.
+    const Tensor fresh = diffusion::sample_noise(shape, 0, o.batch_size, o.seed ^ kResetNoise, static_cast<uint64_t>(step));
+    std::vector<int64_t> t(o.batch_size);
+    for (int64_t j = 0; j < o.batch_size; ++j) {
+      if (pool.t[idx[j]] == 0) {
+        write_rows(pool.x, {idx[j]}, narrow(fresh, 0, j, 1));
+        pool.t[idx[j]] = T;
+      }
+      t[j] = pool.t[idx[j]] - 1;  // x is ready to be denoised at schedule index t
+    }
+    const Tensor x_t = rows_of(pool.x, idx);
+    const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.seed ^ kStepNoise, static_cast<uint64_t>(step));
+    const TeacherStep target = dkdm_teacher_step(teacher_fn, prediction, teacher.schedule, x_t, t, z);
+    DkdmLossParts parts;
+    Tensor loss = dkdm_loss(student.forward(x_t, diffusion::model_time(teacher.schedule, t)), target, teacher.schedule,
+                            x_t, t, &parts);
+    const double value = loss.item();
+    DK_CHECK(std::isfinite(value), "distill dkdm: step ", step, ": the loss is ", value,
+             "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());
+    loss.backward();
+    adam.step();
+    adam.zero_grad();
+    ema.update(student, step);
+    write_rows(pool.x, idx, target.x_prev);  // the selected states advance by one step
+    for (int64_t j = 0; j < o.batch_size; ++j) pool.t[idx[j]] = t[j];
+    loss_sum += value;
+    mse_sum += parts.mse;
+    vb_sum += parts.vb;
+    ++window;
+    if (step % o.log_every == 0 || step == o.steps) {
+      char fields[128];
+      std::snprintf(fields, sizeof fields, "loss %.5f (mse %.5f, vb %.5f)", loss_sum / window, mse_sum / window,
+                    vb_sum / window);
+      const double rate = progress.report(step, window, fields, o.quiet);
+      run.log_metrics(step, {{"loss", loss_sum / window}, {"mse", mse_sum / window}, {"vb", vb_sum / window},
+                             {"steps_per_s", rate}});
+      loss_sum = mse_sum = vb_sum = 0;
+      window = 0;
+    }
+    const bool stop = interrupt.requested() || step == o.stop_after;
+    if (step % o.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
+    if (stop) {
+      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      result.interrupted = true;
+      break;
+    }
+  }
+  run.write_loss_chart("DKDM loss");
+  return result;
+}
+
+}  // namespace diffkd::distill
