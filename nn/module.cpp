@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "autograd/ops.h"
 #include "tensor/backend.h"
 
 namespace diffkd::nn {
@@ -88,6 +89,17 @@ void Module::set_requires_grad(bool enabled) {
   for (auto& [name, t] : named_parameters()) {
     t.zero_grad();
     t.requires_grad_(enabled);
+  }
+}
+
+void Module::to_dtype(DType dtype) {
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  collect_slots("", slots);
+  for (auto& [name, slot] : slots) {
+    if (!is_floating(slot->dtype()) || slot->dtype() == dtype) continue;
+    const bool trainable = slot->requires_grad();
+    *slot = diffkd::to_dtype(slot->detach(), dtype).clone_data();
+    if (trainable) slot->requires_grad_();
   }
 }
 

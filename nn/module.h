@@ -46,6 +46,8 @@ class Module {
 
   // Freezes (false) or unfreezes (true) every parameter.
   void set_requires_grad(bool enabled);
+  // Converts every floating-point parameter and buffer to `dtype` (f64 for gradchecks and goldens).
+  void to_dtype(DType dtype);
   void zero_grad();
 
   // Copies every tensor of `state` into the tensor of the same name. Every name must exist on

@@ -116,7 +116,7 @@ def dkdm_loss(x_t, ts, eps_T, mu_T, logvar_T, student_out):
     dims = tuple(range(1, x_t.dim()))
     mse = ((eps_T - eps_S) ** 2).mean(dim=dims)
     vb = gauss_kl(mu_T, logvar_T, mu_S, logvar_S).mean(dim=dims) / LN2
-    return (mse + vb).mean(), mse.mean(), vb.mean(), mu_S, logvar_S
+    return (mse + vb).mean(), mse.mean(), vb.mean(), mu_S, logvar_S, mse, vb
 
 
 def dkdm_inputs():
@@ -133,7 +133,6 @@ def dkdm_inputs():
 def make_dkdm():
     x_t_np, eps_T_np, var_T_np, s_out_np, z_np = dkdm_inputs()
     ts = DKDM_T
-    B = len(ts)
     x_t, eps_T, z = t64(x_t_np), t64(eps_T_np), t64(z_np)
     ab = per_sample(ts, 1)
     x0_raw = (x_t - torch.sqrt(1.0 - ab) * eps_T) / torch.sqrt(ab)
@@ -146,11 +145,11 @@ def make_dkdm():
     x_prev = mu_T + nonzero * torch.exp(0.5 * logvar_T) * z
 
     so = t64(s_out_np, True)
-    loss, l_mse, l_vb, mu_S, logvar_S = dkdm_loss(x_t, ts, eps_T, mu_T, logvar_T, so)
+    loss, l_mse, l_vb, mu_S, logvar_S, mse_b, vb_b = dkdm_loss(x_t, ts, eps_T, mu_T, logvar_T, so)
     (g,) = torch.autograd.grad(loss, so)
     logvar_fixed = per_sample(ts, 4).expand_as(x_t).clone()
     so2 = t64(s_out_np, True)
-    f_loss, f_mse, f_vb, _, _ = dkdm_loss(x_t, ts, eps_T, mu_T, logvar_fixed, so2)
+    f_loss, f_mse, f_vb, _, _, _, f_vb_b = dkdm_loss(x_t, ts, eps_T, mu_T, logvar_fixed, so2)
     (f_g,) = torch.autograd.grad(f_loss, so2)
     assert torch.equal(f_mse, l_mse)
 
@@ -162,6 +161,7 @@ def make_dkdm():
            "teacher_x0": x0_T, "teacher_mean": mu_T, "teacher_logvar": logvar_T,
            "teacher_x_prev": x_prev, "student_mean": mu_S, "student_logvar": logvar_S,
            "loss": loss, "loss_mse": l_mse, "loss_vb": l_vb, "grad_student_out": g,
+           "mse_per_sample": mse_b, "vb_per_sample": vb_b, "fixed.vb_per_sample": f_vb_b,
            "fixed.loss": f_loss, "fixed.loss_vb": f_vb, "fixed.grad_student_out": f_g,
            "fixed.teacher_logvar": logvar_fixed}
     out = {k: (dg.f64(v) if isinstance(v, list) else v) for k, v in out.items()}
@@ -193,11 +193,14 @@ def make_dkdm():
             "eps_S)^2; vb = mean over C,H,W of KL/ln(2), KL = 0.5*(-1 + logvar_S - logvar_T + "
             "exp(logvar_T - logvar_S) + (mu_T - mu_S)^2 exp(-logvar_S)) (KL(teacher || student), used "
             "at every t including t = 0, no decoder NLL). loss (0-d) = mean over batch of (mse + vb); "
-            "loss_mse, loss_vb (0-d) = batch means of each part (loss = loss_mse + loss_vb). "
+            "loss_mse, loss_vb (0-d) = batch means of each part (loss = loss_mse + loss_vb); "
+            "mse_per_sample, vb_per_sample [4] = the per-sample mse and vb (vb in bits; the t = 0 and "
+            "t = 999 samples dominate: the teacher's clipped x0 vs the student's unclipped one). "
             "grad_student_out [4,2,3,3] = d loss / d student_out (autograd): channel 0 gets only the MSE "
             "gradient -2(teacher_eps - eps_S)/(B*C*H*W), channel 1 only the VB gradient. FIXED-VARIANCE "
             "teacher (prefix 'fixed.'): same teacher mean, fixed.teacher_logvar [4,1,3,3] = L_t broadcast "
-            "(teacher without learned variance); fixed.loss, fixed.loss_vb (0-d), fixed.grad_student_out "
+            "(teacher without learned variance); fixed.loss, fixed.loss_vb (0-d), fixed.vb_per_sample [4], "
+            "fixed.grad_student_out "
             "[4,2,3,3] as above with this logvar_T (the MSE part equals loss_mse).",
         "seed": str(dg.seed_of("distill_dkdm")),
     }
@@ -228,14 +231,15 @@ def check_dkdm(d):
     lossv_f, grad_f = 0.0, np.zeros_like(so)
     eps_form_dev = 0.0
     for b, t in enumerate(ts):
-        # independent per-sample maths: eps-form posterior mean and KL as log(sigma ratio) form
+        # per-sample numpy maths: guided-diffusion's x0 form (and the eps form) of the means, the KL
+        # written as log(sigma_S/sigma_T) + (sigma_T^2 + dmu^2)/(2 sigma_S^2) - 1/2, closed-form grads
         beta = BETA[t]
         ab = AB[t]
         ab_prev = AB[t - 1] if t > 0 else 1.0
         alpha = 1.0 - beta
         bt = lambda s: BETA[s] * (1.0 - (AB[s - 1] if s > 0 else 1.0)) / (1.0 - AB[s])  # noqa: E731
         Lt = math.log(bt(max(t, 1)))
-        # teacher: x0 clipped, mean via posterior coefficients written as (x0 - x_t) interpolation
+        # teacher: x0 = sqrt(1/ab) x_t - sqrt(1/ab - 1) eps, clipped; posterior mean
         x0 = np.clip(x_t[b] / math.sqrt(ab) - math.sqrt(1.0 / ab - 1.0) * eps_T[b], -1, 1)
         close(d["teacher_x0"][b], x0, 1e-12, 1e-12)
         w = beta * math.sqrt(ab_prev) / (1 - ab)
@@ -266,6 +270,7 @@ def check_dkdm(d):
             vb = math.fsum(kl.ravel()) / n / LN2
             # d KL / d logvar_S = 0.5 (1 - (sT^2 + dmu^2)/sS^2); d logvar_S / d v = (log beta - Lt)/2
             gv = 0.5 * (1 - (sT ** 2 + (mu_T - mu_S) ** 2) / sS ** 2) * 0.5 * (math.log(beta) - Lt)
+            close(d["fixed.vb_per_sample" if fixed else "vb_per_sample"][b], vb, 1e-10)
             if fixed:
                 lossv_f += vb / B
                 grad_f[b, C:] = gv / (n * LN2 * B)
@@ -273,6 +278,7 @@ def check_dkdm(d):
                 lossv += vb / B
                 grad[b, C:] = gv / (n * LN2 * B)
         mse = math.fsum(((eps_T[b] - e_S) ** 2).ravel()) / n
+        close(d["mse_per_sample"][b], mse, 1e-13)
         lossm += mse / B
         grad[b, :C] = -2 * (eps_T[b] - e_S) / (n * B)
         grad_f[b, :C] = grad[b, :C]
@@ -305,14 +311,14 @@ def check_dkdm(d):
         assert torch.autograd.gradcheck(
             lambda v, lvT=lvT: dkdm_loss(t64(x_t), ts, t64(eps_T), mu_T_t, lvT,
                                          torch.cat([t64(so[:, :C]), v], dim=1))[0], (t64(so[:, C:], True),))
-    # the student's mean really has no gradient: perturbing eps_S only changes the MSE part
     n_clip = int(np.sum(np.abs(x_t / np.sqrt(d["alpha_bar_t"]).reshape(-1, 1, 1, 1)
                                - np.sqrt(1 / d["alpha_bar_t"] - 1).reshape(-1, 1, 1, 1) * eps_T) > 1))
     print(f"  dkdm: teacher/student posteriors (eps-form mean), KL via log(sigma_S/sigma_T) form, "
           f"closed-form gradients, FD with frozen student mean, gradcheck ok; loss {float(d['loss']):.6g} "
           f"(mse {float(d['loss_mse']):.6g}, vb {float(d['loss_vb']):.6g}; fixed vb "
           f"{float(d['fixed.loss_vb']):.6g}); {n_clip} of {x_t.size} teacher x0 elements clipped; "
-          f"eps-form student mean deviates by {eps_form_dev:.2g} (schedule rounding)")
+          f"eps-form student mean deviates by {eps_form_dev:.2g} (schedule rounding); vb per sample "
+          + ", ".join(f"{v:.4g}" for v in d["vb_per_sample"]))
 
 
 # ==============================================================================================
@@ -456,7 +462,7 @@ def make_advkd():
             "softplus(d_fake) + 10*gp (fake a constant). grad_loss_d.<param> for all 16 parameters = "
             "d loss_d / d param, including the double backward through the GP (inner gradient with "
             "create_graph). NOTE grad_loss_d.D.head.0.bias is mathematically 0 (a constant shift before "
-            "training-mode BatchNorm1d) and is rounding noise (~1e-17): compare with an absolute "
+            "training-mode BatchNorm1d) and is rounding noise (~1e-16): compare with an absolute "
             "tolerance. grad_gp.D.image.0.weight, grad_gp.D.head.1.weight = d gp / d param alone. "
             "loss_g (0-d) = mean softplus(-D(fake, noise)) from a fresh pass (same values as d_fake); "
             "grad_loss_g_fake [3,1,16,16] = d loss_g / d fake. No weight clipping and no optimiser "
