@@ -10,6 +10,7 @@
 
 #include "apps/commands.h"
 #include "data/registry.h"
+#include "distill/advkd.h"
 #include "distill/denoising_student.h"
 #include "distill/dkdm.h"
 #include "distill/progressive.h"
@@ -47,6 +48,11 @@ struct {
   // DKDM
   std::string student_model = "dkdm-mnist-student", mode = "dynamic";
   double rho = 0.02;
+  // Adv-KD
+  std::string generator = "advkd-mnist", gan = "logistic";
+  int64_t trajectories = 2000, epochs = 2, ndf = 32;
+  double gp_weight = 10, clip = 0.1;
+  bool no_quantise_noise = false;
 } opts;
 
 CLI::App* command = nullptr;
@@ -72,6 +78,11 @@ void apply_preset() {
     preset_value("--warmup", opts.warmup, int64_t{5000});
     preset_value("--steps", opts.steps, int64_t{50000});  // 25 epochs of 1.024M pairs at batch 512
     preset_value("--eval-every", opts.eval_every, int64_t{2000});
+  } else if (opts.method == "advkd") {  // METHODS.md 2: CelebA-HQ 256, 11 stages
+    preset_value("--generator", opts.generator, std::string("advkd-celebahq"));
+    preset_value("--trajectories", opts.trajectories, int64_t{20000});
+    preset_value("--teacher-steps", opts.teacher_steps, int64_t{1000});
+    preset_value("--epochs", opts.epochs, int64_t{10});
   } else if (opts.method == "dkdm") {  // METHODS.md 3.3: the 57M -> 14M CIFAR-10 pair
     preset_value("--student-model", opts.student_model, std::string("dkdm-cifar10-student"));
     preset_value("--rho", opts.rho, 0.4);
@@ -133,6 +144,38 @@ int run_distill() {
     if (!r.interrupted)
       std::printf("distill student: the one-step student (best held-out loss %.5f) is %s\n", r.best_held_out_loss,
                   r.model.c_str());
+    return r.interrupted ? 130 : 0;
+  }
+  if (opts.method == "advkd") {
+    distill::TrajectoryOptions t;
+    t.teacher = opts.teacher;
+    t.dir = run_dir + "/trajectories";
+    t.generator = opts.generator;
+    t.count = opts.trajectories;
+    t.teacher_steps = command->get_option("--teacher-steps")->count() || opts.preset != "mnist" ? opts.teacher_steps : 100;
+    t.shard_size = opts.shard_size;
+    t.batch_size = opts.gen_batch;
+    t.quantise_noise = !opts.no_quantise_noise;
+    t.seed = opts.seed;
+    distill::generate_trajectories(t);
+    distill::AdvKdOptions a;
+    a.teacher = opts.teacher;
+    a.trajectories = t.dir;
+    a.run_dir = run_dir;
+    a.epochs = opts.epochs;
+    a.batch_size = opts.batch;
+    a.lr = opts.lr;
+    a.ndf = opts.ndf;
+    a.adversarial.gan = opts.gan;
+    a.adversarial.gp_weight = opts.gp_weight;
+    a.adversarial.clip = opts.clip;
+    a.seed = opts.seed;
+    a.log_every = opts.log_every;
+    a.checkpoint_every = opts.checkpoint_every;
+    a.keep_last = opts.keep_last;
+    a.resume = opts.resume;
+    const distill::AdvKdResult r = distill::train_advkd(a);
+    if (!r.interrupted) std::printf("distill advkd: the generator is %s (one pass per image)\n", r.model.c_str());
     return r.interrupted ? 130 : 0;
   }
   if (opts.method == "dkdm") {  // data-free: no dataset is opened
@@ -218,8 +261,9 @@ void add_distill_command(CLI::App& app) {
   command = c;
   c->add_option("--method", opts.method,
                 "student (Denoising Student), progressive (Progressive Distillation) or rdd (Relational Diffusion "
-                "Distillation, on PD's stages) or dkdm (data-free, any student architecture)")
-      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd", "dkdm"}));
+                "Distillation, on PD's stages), dkdm (data-free, any student architecture) or advkd (adversarial, "
+                "a one-pass staged generator)")
+      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd", "dkdm", "advkd"}));
   c->add_option("--preset", opts.preset, "mnist (the flags' defaults) or cifar10 (the papers' settings)")
       ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10"}));
   c->add_option("--teacher", opts.teacher, "teacher model file (from `diffkd train`)")->capture_default_str();
@@ -235,13 +279,14 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--pairs-dir", opts.pairs_dir, "student: folder of (noise, teacher image) pairs (default: <run-dir>/pairs)");
   c->add_option("--pairs", opts.pairs, "student: training pairs to generate")->capture_default_str();
   c->add_option("--held-out", opts.held_out, "student: held-out pairs (model selection)")->capture_default_str();
-  c->add_option("--shard-size", opts.shard_size, "student: pairs per shard file")->capture_default_str();
-  c->add_option("--teacher-steps", opts.teacher_steps, "student: the teacher's DDIM steps (eta 0)")->capture_default_str();
+  c->add_option("--shard-size", opts.shard_size, "student, advkd: pairs (trajectories) per shard file")->capture_default_str();
+  c->add_option("--teacher-steps", opts.teacher_steps,
+                "student: the teacher's DDIM steps (eta 0); advkd: its DDPM steps (default there 100)")->capture_default_str();
   c->add_option("--spacing", opts.spacing, "student: the teacher's steps, uniform or quadratic (ending at --quadratic-last)")
       ->capture_default_str()->check(CLI::IsMember({"uniform", "quadratic"}));
   c->add_option("--quadratic-last", opts.quadratic_last, "student: last index of the quadratic sequence")->capture_default_str();
   c->add_flag("--no-quantise", opts.no_quantise, "student: keep float32 targets (default: 8-bit, as the official code)");
-  c->add_option("--gen-batch", opts.gen_batch, "student: teacher batch when generating pairs")->capture_default_str();
+  c->add_option("--gen-batch", opts.gen_batch, "student, advkd: teacher batch when generating the set")->capture_default_str();
   c->add_option("--loss", opts.student_loss, "student: l1 (CIFAR-10 in the paper) or l2")->capture_default_str()
       ->check(CLI::IsMember({"l1", "l2"}));
   c->add_option("--form", opts.form, "student: residual (x_T - net(x_T), official) or x0")->capture_default_str()
@@ -285,6 +330,18 @@ void add_distill_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"dynamic", "iterative", "shuffled"}));
   c->add_option("--rho", opts.rho, "dkdm: pool factor, pool = round(rho T) batch states (the paper: 0.4)")
       ->capture_default_str();
+  // Adv-KD
+  c->add_option("--generator", opts.generator, "advkd: the staged generator's preset or JSON")->capture_default_str();
+  c->add_option("--trajectories", opts.trajectories, "advkd: teacher DDPM trajectories to record")->capture_default_str();
+  c->add_option("--epochs", opts.epochs, "advkd: stage k trains epochs * (k + 1) epochs (the official: 10)")
+      ->capture_default_str();
+  c->add_option("--gan", opts.gan, "advkd: logistic (non-saturating, official) or wgan")->capture_default_str()
+      ->check(CLI::IsMember({"logistic", "wgan"}));
+  c->add_option("--gp-weight", opts.gp_weight, "advkd: WGAN-GP penalty weight (0: off)")->capture_default_str();
+  c->add_option("--clip", opts.clip, "advkd: clip D's weights to +-clip after each step (0: off)")->capture_default_str();
+  c->add_option("--ndf", opts.ndf, "advkd: the discriminator's first width")->capture_default_str();
+  c->add_flag("--no-quantise-noise", opts.no_quantise_noise,
+              "advkd: the generator's input from the exact noise (default: as an 8-bit image, as the official)");
   on_run(c, run_distill);
 }
 

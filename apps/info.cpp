@@ -46,10 +46,17 @@ int run_info() {
   if (model_arg.empty()) {
     std::printf("%-24s %14s  %s\n", "preset", "parameters", "description");
     for (const std::string& name : nn::preset_names()) {
-      const nn::UNet net(nn::load_unet_config(name));
-      std::printf("%-24s %14s  %s\n", name.c_str(), with_commas(net.parameter_count()).c_str(),
-                  nn::preset_description(name).c_str());
+      const int64_t count = nn::is_generator_config(name)
+                                ? nn::StagedGenerator(nn::load_generator_config(name)).parameter_count()
+                                : nn::UNet(nn::load_unet_config(name)).parameter_count();
+      std::printf("%-24s %14s  %s\n", name.c_str(), with_commas(count).c_str(), nn::preset_description(name).c_str());
     }
+    return 0;
+  }
+  if (!is_checkpoint(model_arg) && nn::is_generator_config(model_arg)) {
+    const nn::StagedGenerator g(nn::load_generator_config(model_arg));
+    std::printf("model: %s (Adv-KD staged generator)\nconfig: %s\nparameters: %s\n", model_arg.c_str(),
+                g.config().to_json().c_str(), with_commas(g.parameter_count()).c_str());
     return 0;
   }
   std::unique_ptr<nn::UNet> net;

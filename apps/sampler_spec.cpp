@@ -70,11 +70,12 @@ std::string describe_sampler(const diffusion::SamplerConfig& c) {
 }
 
 std::string describe_model_sampler(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config) {
+  if (model.generator) return "one pass (Adv-KD generator)";
   return model.one_step.empty() ? describe_sampler(config) : "one step (" + model.one_step + ")";
 }
 
 int64_t model_nfe(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config) {
-  return model.one_step.empty() ? diffusion::sampler_nfe(model.schedule, config) : 1;
+  return model.one_step.empty() && !model.generator ? diffusion::sampler_nfe(model.schedule, config) : 1;
 }
 
 }  // namespace diffkd::apps

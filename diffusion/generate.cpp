@@ -12,9 +12,22 @@ namespace diffkd::diffusion {
 LoadedModel load_diffusion_model(const std::string& path) {
   LoadedModel m;
   m.path = path;
+  const safetensors::Contents file = safetensors::load(path);
+  if (auto g = file.metadata.find("generator"); g != file.metadata.end()) {
+    DK_CHECK(g->second == "advkd", path, ": metadata generator is '", g->second, "', expected advkd");
+    m.generator = std::make_unique<nn::StagedGenerator>(
+        nn::StagedGeneratorConfig::from_json(file.metadata.at("config"), path + " config"));
+    nn::load_model(path, *m.generator);
+    m.generator->eval();
+    m.image_size = nn::metadata_int(file.metadata, "image_size", path);
+    m.image_channels = m.generator->config().image_channels;
+    m.quantise_noise = nn::metadata_int(file.metadata, "quantise_noise", path) != 0;
+    m.spec = DiffusionSpec::from_json(file.metadata.at("diffusion"), path);
+    m.schedule = NoiseSchedule::named(m.spec.schedule, m.spec.timesteps);
+    return m;
+  }
   m.net = nn::load_unet(path);
   m.net->eval();
-  const safetensors::Contents file = safetensors::load(path);
   auto it = file.metadata.find("diffusion");
   DK_CHECK(it != file.metadata.end(), path,
            ": no diffusion settings in the metadata (was it written by `diffkd train`?)");
@@ -38,10 +51,37 @@ Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction predict
   return denoise(out, prediction, x_T, coefficients(schedule, std::vector<int64_t>(x_T.size(0), last), x_T)).x0;
 }
 
+namespace {
+
+// An Adv-KD generator: one pass of its last stage from the shrunk noise, centre-cropped.
+Tensor generate_adversarial(LoadedModel& model, int64_t first, int64_t count, int64_t batch_size, uint64_t seed,
+                            const std::function<void(const GenerateProgress&)>& on_batch) {
+  NoGradGuard no_grad;
+  const nn::StagedGeneratorConfig& g = model.generator->config();
+  const Shape shape{model.image_channels, model.image_size, model.image_size};
+  const int64_t last = g.stages() - 1, size = g.resolutions.back(), margin = (size - model.image_size) / 2;
+  TensorList parts;
+  GenerateProgress progress{0, count, 0};
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t i = first; i < first + count; i += batch_size) {
+    const int64_t n = std::min(batch_size, first + count - i);
+    const Tensor noise = nn::adversarial_condition(sample_noise(shape, i, n, seed, 0), g.noise_size, model.quantise_noise);
+    const Tensor image = model.generator->forward(noise, last);
+    parts.push_back(narrow(narrow(image, 2, margin, model.image_size), 3, margin, model.image_size).clone_data());
+    progress.done += n;
+    progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (on_batch) on_batch(progress);
+  }
+  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+}  // namespace
+
 Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, int64_t count,
                 int64_t batch_size, uint64_t seed,
                 const std::function<void(const GenerateProgress&)>& on_batch) {
   DK_CHECK(count > 0 && batch_size > 0, "generate: count and batch size must be positive");
+  if (model.generator) return generate_adversarial(model, first, count, batch_size, seed, on_batch);
   const nn::UNetConfig& c = model.net->config();
   const Shape shape{c.in_channels, c.image_size, c.image_size};
   const Prediction prediction = parse_prediction(model.spec.prediction);

@@ -9,6 +9,7 @@
 
 #include "diffusion/sampler.h"
 #include "diffusion/trainer.h"
+#include "nn/adversarial.h"
 #include "nn/unet.h"
 
 namespace diffkd::diffusion {
@@ -24,6 +25,11 @@ struct LoadedModel {
   // prediction implies at T - 1); empty for a diffusion model.
   std::string sampler;
   std::string one_step;
+  // An Adv-KD generator instead of a diffusion network (net is then null): one pass from the noise
+  // of sample i, shrunk to its input size, its last stage's image centre-cropped to image_size.
+  std::unique_ptr<nn::StagedGenerator> generator;
+  int64_t image_size = 0, image_channels = 0;
+  bool quantise_noise = true;
 };
 
 // A one-step generator's image from noise x_T (Luhman & Luhman: the network at the fixed time

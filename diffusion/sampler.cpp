@@ -76,27 +76,27 @@ StepPrediction run_model(const ModelFn& model, const NoiseSchedule& s, int64_t s
 
 Tensor ddim(const ModelFn& model, Prediction p, const NoiseSchedule& s, const SamplerConfig& cfg,
             const std::vector<int64_t>& seq, Tensor x, int64_t first, uint64_t seed,
-            const std::function<void(int64_t, int64_t)>& on_step) {
+            const StepCallback& on_step) {
   const int64_t total = static_cast<int64_t>(seq.size());
   for (int64_t k = total - 1; k >= 0; --k) {
     const StepPrediction pr = run_model(model, s, seq[k], x);
     const Tensor z = cfg.eta > 0 && k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) : Tensor();
     x = ddim_step(x, pr.output, p, s, seq[k], k > 0 ? seq[k - 1] : -1, cfg.eta, z, cfg.clip_x0);
-    if (on_step) on_step(total - k, total);
+    if (on_step) on_step(total - k, total, x);
   }
   return x;
 }
 
 Tensor ddpm(const ModelFn& model, Prediction p, const NoiseSchedule& full, const SamplerConfig& cfg,
             const std::vector<int64_t>& seq, Tensor x, int64_t first, uint64_t seed,
-            const std::function<void(int64_t, int64_t)>& on_step) {
+            const StepCallback& on_step) {
   const NoiseSchedule s = full.respaced(seq);
   const int64_t total = s.steps();
   for (int64_t k = total - 1; k >= 0; --k) {
     const StepPrediction pr = run_model(model, s, k, x);
     const Tensor z = k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) : Tensor();
     x = ddpm_step(x, pr, p, s, k, cfg.variance, z, cfg.clip_x0);
-    if (on_step) on_step(total - k, total);
+    if (on_step) on_step(total - k, total, x);
   }
   return x;
 }
@@ -121,7 +121,7 @@ int64_t sampler_nfe(const NoiseSchedule& schedule, const SamplerConfig& config) 
 
 Tensor sample(const ModelFn& model, Prediction prediction, const NoiseSchedule& schedule,
               const SamplerConfig& config, const Tensor& x_T, int64_t first_index, uint64_t seed,
-              const std::function<void(int64_t, int64_t)>& on_step) {
+              const StepCallback& on_step) {
   NoGradGuard no_grad;
   const std::vector<int64_t> seq = sampler_steps(schedule, config);
   if (config.kind == SamplerConfig::Kind::Ddim)

@@ -19,6 +19,7 @@ namespace diffkd::diffusion {
 
 // The network: output for x_t [B, C, H, W] at model times [B].
 using ModelFn = std::function<Tensor(const Tensor& x_t, const Tensor& time)>;
+using StepCallback = std::function<void(int64_t done, int64_t total, const Tensor& x)>;
 
 struct SamplerConfig {
   enum class Kind { Ddim, Ddpm } kind = Kind::Ddim;
@@ -35,10 +36,11 @@ std::vector<int64_t> sampler_steps(const NoiseSchedule& schedule, const SamplerC
 
 // Runs the sampler from x_T for samples [first_index, first_index + B). Noise of every step is
 // keyed by (seed, step, sample index), so a sample does not depend on the batch it is in.
-// on_step(k, total) is called after each step when given.
+// on_step(done, total, x) is called after each step when given, with the state x after it
+// (Adv-KD records the teacher's trajectory this way).
 Tensor sample(const ModelFn& model, Prediction prediction, const NoiseSchedule& schedule,
               const SamplerConfig& config, const Tensor& x_T, int64_t first_index, uint64_t seed,
-              const std::function<void(int64_t, int64_t)>& on_step = nullptr);
+              const StepCallback& on_step = nullptr);
 
 // --- single steps (what the loops above run; tested against the PyTorch goldens) --------------
 

@@ -2,7 +2,25 @@
 
 #include "distill/advkd.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
 #include "autograd/engine.h"
+#include "data/image_io.h"
+#include "diffusion/generate.h"
+#include "diffusion/noise.h"
+#include "diffusion/run_folder.h"
+#include "nn/atomic_file.h"
+#include "nn/checkpoint.h"
+#include "nn/presets.h"
+#include "tensor/creation.h"
+#include "tensor/philox.h"
 
 namespace diffkd::distill {
 
@@ -39,6 +57,286 @@ Tensor discriminator_loss(nn::ConditionalDiscriminator& d, const Tensor& real, c
 Tensor generator_loss(nn::ConditionalDiscriminator& d, const Tensor& fake, const Tensor& noise, const AdversarialOptions& o) {
   const Tensor d_fake = d.forward(fake, noise);
   return o.gan == "logistic" ? mean(softplus(-d_fake)) : -mean(d_fake);
+}
+
+}  // namespace diffkd::distill
+
+// ---------------------------------------------------------------------------------------------
+// The trajectory set and the stage-by-stage training.
+
+namespace diffkd::distill {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+int64_t stage_target_step(int64_t k, int64_t stages, int64_t steps) {
+  if (stages == 1) return steps;
+  return 1 + static_cast<int64_t>(std::llround(static_cast<double>(k) * (steps - 1) / (stages - 1)));
+}
+
+namespace {
+
+std::string shard_name(const fs::path& dir, int64_t k) {
+  char name[48];
+  std::snprintf(name, sizeof name, "trajectories-%04lld.safetensors", static_cast<long long>(k));
+  return (dir / name).string();
+}
+
+json read_json(const fs::path& path) {
+  try {
+    std::ifstream in(path);
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    fail(path.string(), ": unreadable (", e.what(), ")");
+  }
+}
+
+}  // namespace
+
+int64_t generate_trajectories(const TrajectoryOptions& o) {
+  DK_CHECK(o.count > 0 && o.teacher_steps > 0 && o.shard_size > 0 && o.batch_size > 0,
+           "advkd trajectories: --trajectories, --teacher-steps, --shard-size and --gen-batch must be positive");
+  const nn::StagedGeneratorConfig g = nn::load_generator_config(o.generator);
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
+  DK_CHECK(teacher.net, o.teacher, ": the Adv-KD teacher must be a diffusion model");
+  const nn::UNetConfig& tc = teacher.net->config();
+  const int64_t size = g.resolutions.back(), pad = (size - tc.image_size) / 2;
+  DK_CHECK(size >= tc.image_size && (size - tc.image_size) % 2 == 0 && g.image_channels == tc.in_channels,
+           "advkd: the generator's final ", g.image_channels, "x", size, " images cannot hold the teacher's ",
+           tc.in_channels, "x", tc.image_size, " (padded evenly)");
+  const json settings = {{"teacher", o.teacher}, {"generator", json::parse(g.to_json())}, {"count", o.count},
+                         {"teacher_steps", o.teacher_steps}, {"shard_size", o.shard_size},
+                         {"quantise_noise", o.quantise_noise}, {"seed", o.seed}, {"image_size", tc.image_size}};
+  const fs::path dir(o.dir);
+  fs::create_directories(dir);
+  if (fs::exists(dir / "trajectories.json")) {
+    const json was = read_json(dir / "trajectories.json");
+    DK_CHECK(was == settings, (dir / "trajectories.json").string(), " describes another trajectory set (", was.dump(),
+             "); use another folder");
+  } else {
+    write_file_atomically((dir / "trajectories.json").string(), settings.dump(2) + "\n");
+  }
+  diffusion::SamplerConfig ddpm;  // the teacher's own ancestral sampler, x0 clipped, respaced
+  ddpm.kind = diffusion::SamplerConfig::Kind::Ddpm;
+  ddpm.steps = o.teacher_steps;
+  const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
+  const diffusion::ModelFn fn = [&](const Tensor& x, const Tensor& t) { return teacher.net->forward(x, t); };
+  const Shape shape{tc.in_channels, tc.image_size, tc.image_size};
+  const int64_t stages = g.stages(), shards = (o.count + o.shard_size - 1) / o.shard_size;
+  if (!o.quiet)
+    std::printf("advkd trajectories: %lld teacher DDPM runs of %lld steps from %s, %lld stage targets each, into %s\n",
+                static_cast<long long>(o.count), static_cast<long long>(o.teacher_steps), o.teacher.c_str(),
+                static_cast<long long>(stages), o.dir.c_str());
+  const auto start = std::chrono::steady_clock::now();
+  int64_t made = 0, done = 0;
+  for (int64_t k = 0; k < shards; ++k)
+    if (fs::exists(shard_name(dir, k))) done += std::min(o.shard_size, o.count - k * o.shard_size);
+  for (int64_t k = 0; k < shards; ++k) {
+    const std::string path = shard_name(dir, k);
+    if (fs::exists(path)) continue;
+    const int64_t first = k * o.shard_size, n = std::min(o.shard_size, o.count - first);
+    TensorList conditions, states;
+    NoGradGuard no_grad;
+    for (int64_t b = first; b < first + n; b += o.batch_size) {
+      const int64_t m = std::min(o.batch_size, first + n - b);
+      const Tensor x_T = diffusion::sample_noise(shape, b, m, o.seed, 0);
+      TensorList per_stage(stages);
+      diffusion::sample(fn, prediction, teacher.schedule, ddpm, x_T, b, o.seed,
+                        [&](int64_t step, int64_t total, const Tensor& x) {
+                          for (int64_t s = 0; s < stages; ++s)
+                            if (stage_target_step(s, stages, total) == step)
+                              per_stage[s] = pad > 0 ? diffkd::pad(x, {pad, pad, pad, pad}, -1.0) : x;
+                        });
+      conditions.push_back(nn::adversarial_condition(x_T, g.noise_size, o.quantise_noise));
+      states.push_back(stack(per_stage, 1));  // [m, stages, C, size, size]
+    }
+    safetensors::save(path, {{"condition", concat(conditions, 0)}, {"states", nn::to_png_bytes(concat(states, 0))}},
+                      {{"first", std::to_string(first)}, {"count", std::to_string(n)}}, {{"states", "U8"}});
+    made += n;
+    done += n;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!o.quiet) {
+      std::printf("  shard %lld/%lld: %lld/%lld trajectories  %.1f ms each  ETA %s\n", static_cast<long long>(k + 1),
+                  static_cast<long long>(shards), static_cast<long long>(done), static_cast<long long>(o.count),
+                  1000 * seconds / made, diffusion::format_duration(seconds / made * (o.count - done)).c_str());
+      std::fflush(stdout);
+    }
+  }
+  return o.count;
+}
+
+AdvKdResult train_advkd(const AdvKdOptions& o) {
+  DK_CHECK(o.epochs > 0 && o.batch_size > 1 && o.log_every > 0 && o.checkpoint_every > 0,
+           "distill advkd: --epochs, --batch (> 1: BatchNorm), --log-every and --checkpoint-every must be positive");
+  const fs::path dir(o.trajectories);
+  const json set = read_json(dir / "trajectories.json");
+  const nn::StagedGeneratorConfig g = nn::StagedGeneratorConfig::from_json(set.at("generator").dump(), o.trajectories);
+  const int64_t count = set.at("count").get<int64_t>(), shard_size = set.at("shard_size").get<int64_t>();
+  const int64_t stages = g.stages();
+  // The whole set in memory: the generator inputs and every stage's target at its resolution.
+  TensorList conditions, state_parts;
+  for (int64_t k = 0, first = 0; first < count; ++k, first += shard_size) {
+    const std::string path = shard_name(dir, k);
+    DK_CHECK(fs::exists(path), o.trajectories, ": shard ", path, " is missing (generate the trajectories first; it resumes)");
+    const safetensors::Contents shard = safetensors::load(path);
+    conditions.push_back(shard.at("condition"));
+    state_parts.push_back(shard.at("states"));
+  }
+  const Tensor condition = concat(conditions, 0), bytes = concat(state_parts, 0);
+  std::vector<Tensor> targets(stages);
+  for (int64_t s = 0; s < stages; ++s)
+    targets[s] = nn::shrink_images(nn::from_png_bytes(contiguous(squeeze(narrow(bytes, 1, s, 1), 1))), g.resolutions[s]);
+  const int64_t batches = count / o.batch_size;
+  DK_CHECK(batches > 0, o.trajectories, ": ", count, " trajectories are fewer than one batch of ", o.batch_size);
+  std::vector<int64_t> stage_end(stages);  // the last global step of each stage
+  for (int64_t s = 0, total = 0; s < stages; ++s) stage_end[s] = total += o.epochs * (s + 1) * batches;
+  const int64_t total = stage_end.back();
+
+  const json settings = {{"method", "advkd"}, {"teacher", o.teacher}, {"trajectories", set}, {"epochs", o.epochs},
+                         {"batch", o.batch_size}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
+                         {"hidden", o.hidden}, {"gan", o.adversarial.gan}, {"gp_weight", o.adversarial.gp_weight},
+                         {"clip", o.adversarial.clip}, {"seed", o.seed}};
+  diffusion::RunFolder run(o.run_dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
+                                                 "gp_weight", "clip", "seed"},
+                           o.resume, o.quiet);
+  nn::StagedGenerator generator(g, o.seed);
+  generator.train();
+  std::unique_ptr<nn::ConditionalDiscriminator> d;
+  std::unique_ptr<nn::Adam> adam_g, adam_d;
+  int64_t stage = -1;
+  auto begin_stage = [&](int64_t s) {
+    stage = s;
+    nn::DiscriminatorConfig dc;
+    dc.image_channels = g.image_channels;
+    dc.noise_channels = g.noise_channels;
+    dc.noise_size = g.noise_size;
+    dc.resolution = g.resolutions[s];
+    dc.ndf = o.ndf;
+    dc.max_channels = o.max_channels;
+    dc.hidden = o.hidden;
+    d = std::make_unique<nn::ConditionalDiscriminator>(dc, o.seed * 1000 + 7 + s);  // a new D per stage
+    d->train();
+    AdamHyper hyper;
+    hyper.lr = o.lr;
+    hyper.beta1 = 0.5;
+    hyper.beta2 = 0.999;
+    adam_g = std::make_unique<nn::Adam>(generator.stage_parameters(s), hyper);  // blocks 0..s
+    adam_d = std::make_unique<nn::Adam>(d->named_parameters(), hyper);
+  };
+  auto stage_of = [&](int64_t step) {
+    return static_cast<int64_t>(std::lower_bound(stage_end.begin(), stage_end.end(), step) - stage_end.begin());
+  };
+  AdvKdResult result;
+  result.model = (run.dir() / "generator.safetensors").string();
+  const diffusion::DiffusionSpec spec = diffusion::load_diffusion_model(o.teacher).spec;
+  auto save_generator = [&](int64_t trained_stages) {
+    nn::save_model(result.model, generator, g.to_json(),
+                   {{"generator", "advkd"}, {"diffusion", spec.to_json()}, {"teacher", o.teacher},
+                    {"image_size", std::to_string(set.at("image_size").get<int64_t>())},
+                    {"quantise_noise", set.at("quantise_noise").get<bool>() ? "1" : "0"},
+                    {"stages_trained", std::to_string(trained_stages)}});
+  };
+  auto save_checkpoint = [&](int64_t step) {
+    const fs::path folder = run.checkpoint_folder(step);
+    nn::save_model((folder / "generator.safetensors").string(), generator, g.to_json());
+    nn::save_model((folder / "discriminator.safetensors").string(), *d, "{}");
+    nn::save_training_state((folder / "generator-state.safetensors").string(), *adam_g, nullptr,
+                            {{"step", std::to_string(step)}});
+    nn::save_training_state((folder / "discriminator-state.safetensors").string(), *adam_d, nullptr);
+    run.checkpoint_done(step, o.keep_last);
+  };
+  int64_t start = 0;
+  if (const auto latest = run.latest()) {
+    start = latest->first;
+    nn::load_model((latest->second / "generator.safetensors").string(), generator);
+    if (start < total) {
+      begin_stage(stage_of(start + 1));
+      if (stage_of(start) == stage) {  // mid-stage: D and both optimisers as they were
+        nn::load_model((latest->second / "discriminator.safetensors").string(), *d);
+        nn::load_training_state((latest->second / "generator-state.safetensors").string(), *adam_g, nullptr);
+        nn::load_training_state((latest->second / "discriminator-state.safetensors").string(), *adam_d, nullptr);
+      }
+    }
+  }
+  if (!o.quiet)
+    std::printf("distill advkd: %lld stages (%s), %lld trajectories, batch %lld, %lld steps in all; %s at step %lld\n",
+                static_cast<long long>(stages), g.to_json().c_str(), static_cast<long long>(count),
+                static_cast<long long>(o.batch_size), static_cast<long long>(total), start > 0 ? "resuming" : "starting",
+                static_cast<long long>(start));
+
+  diffusion::InterruptGuard interrupt;
+  diffusion::ProgressLine progress(total);
+  double sum_d = 0, sum_g = 0, sum_gp = 0;
+  int64_t window = 0;
+  for (int64_t step = start + 1; step <= total; ++step) {
+    if (stage_of(step) != stage) begin_stage(stage_of(step));
+    // The batch: position within the stage's epoch order, keyed by (seed, stage, epoch).
+    const int64_t stage_start = stage == 0 ? 0 : stage_end[stage - 1];
+    const int64_t within = step - stage_start - 1, epoch = within / batches, b = within % batches;
+    std::vector<int64_t> order(count);
+    for (int64_t i = 0; i < count; ++i) order[i] = i;
+    for (int64_t i = count - 1; i > 0; --i) {
+      const double u = philox::uniform_at(o.seed ^ 0xadf, static_cast<uint64_t>(stage * 100000 + epoch), static_cast<uint64_t>(i));
+      std::swap(order[i], order[std::min<int64_t>(i, static_cast<int64_t>(u * (i + 1)))]);
+    }
+    std::vector<double> idx(order.begin() + b * o.batch_size, order.begin() + (b + 1) * o.batch_size);
+    const Tensor rows = from_vector(idx, {o.batch_size}, DType::I64);
+    const Tensor z = index_select(condition, 0, rows), real = index_select(targets[stage], 0, rows);
+    std::vector<double> alpha(o.batch_size);
+    for (int64_t i = 0; i < o.batch_size; ++i) alpha[i] = philox::uniform_at(o.seed ^ 0xa1f, static_cast<uint64_t>(step), i);
+
+    // One D step (then its weights clipped), then one G step on a fresh generator pass.
+    DiscriminatorLossParts parts;
+    Tensor loss_d = discriminator_loss(*d, real, generator.forward(z, stage).detach(), z,
+                                       from_vector(alpha, {o.batch_size}), o.adversarial, &parts);
+    const double value_d = loss_d.item();
+    DK_CHECK(std::isfinite(value_d), "distill advkd: step ", step, ": the discriminator loss is ", value_d);
+    loss_d.backward();
+    adam_d->step();
+    adam_d->zero_grad();
+    if (o.adversarial.clip > 0) d->clip_weights(o.adversarial.clip);
+    Tensor loss_g = generator_loss(*d, generator.forward(z, stage), z, o.adversarial);
+    const double value_g = loss_g.item();
+    DK_CHECK(std::isfinite(value_g), "distill advkd: step ", step, ": the generator loss is ", value_g);
+    loss_g.backward();
+    adam_g->step();
+    adam_g->zero_grad();
+    d->zero_grad();  // L_G's gradients reached D too; they are not D's to apply
+    sum_d += value_d;
+    sum_g += value_g;
+    sum_gp += parts.gp;
+    ++window;
+    const bool stage_done = step == stage_end[stage];
+    if (step % o.log_every == 0 || stage_done) {
+      char fields[128];
+      std::snprintf(fields, sizeof fields, "stage %lld/%lld (%lldx%lld)  loss_d %.4f  loss_g %.4f  gp %.4f",
+                    static_cast<long long>(stage + 1), static_cast<long long>(stages),
+                    static_cast<long long>(g.resolutions[stage]), static_cast<long long>(g.resolutions[stage]),
+                    sum_d / window, sum_g / window, sum_gp / window);
+      const double rate = progress.report(step, window, fields, o.quiet);
+      run.log_metrics(step, {{"stage", static_cast<double>(stage + 1)}, {"loss", sum_d / window},
+                             {"loss_g", sum_g / window}, {"gp", sum_gp / window}, {"steps_per_s", rate}});
+      sum_d = sum_g = sum_gp = 0;
+      window = 0;
+    }
+    if (stage_done) {
+      save_generator(stage + 1);
+      generator.eval();
+      NoGradGuard no_grad;
+      data::write_png((run.dir() / ("stage-" + std::to_string(stage + 1) + ".png")).string(),
+                      data::make_grid(generator.forward(narrow(condition, 0, 0, std::min<int64_t>(64, count)), stage), 8));
+      generator.train();
+    }
+    const bool stop = interrupt.requested() || step == o.stop_after;
+    if (step % o.checkpoint_every == 0 || stage_done || stop) save_checkpoint(step);
+    if (stop) {
+      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      result.interrupted = true;
+      break;
+    }
+  }
+  run.write_loss_chart("Adv-KD discriminator loss");
+  return result;
 }
 
 }  // namespace diffkd::distill

@@ -34,4 +34,51 @@ Tensor discriminator_loss(nn::ConditionalDiscriminator& d, const Tensor& real, c
 Tensor generator_loss(nn::ConditionalDiscriminator& d, const Tensor& fake, const Tensor& noise,
                       const AdversarialOptions& options);
 
+// The teacher trajectory set (data/generate_sample.py): teacher DDPM ancestral runs (respaced to
+// `teacher_steps`, x0 clipped) from the noise of sample i under `seed`, saving the state after the
+// steps that match each stage (stage 0 after the first step, the last stage the final sample, the
+// others evenly between), zero-padded (-1) to the generator's final size and stored as the
+// official 8-bit images, with the generator's input (the noise as an 8-bit image shrunk to the
+// noise size). Shards, each complete or absent, so generation resumes.
+struct TrajectoryOptions {
+  std::string teacher;
+  std::string dir = "runs/advkd/trajectories";
+  std::string generator = "advkd-mnist";  // generator preset or JSON (its stages and sizes)
+  int64_t count = 2000;
+  int64_t teacher_steps = 100;
+  int64_t shard_size = 500;
+  int64_t batch_size = 100;
+  bool quantise_noise = true;
+  uint64_t seed = 0;
+  bool quiet = false;
+};
+// Which sampler step (1-based, of `steps`) ends stage k's target, for `stages` stages.
+int64_t stage_target_step(int64_t k, int64_t stages, int64_t steps);
+int64_t generate_trajectories(const TrajectoryOptions& options);
+
+struct AdvKdOptions {
+  std::string teacher;
+  std::string trajectories = "runs/advkd/trajectories";
+  std::string run_dir = "runs/advkd";
+  int64_t epochs = 2;  // stage k trains epochs * (k + 1) epochs (the official: 10 (k + 1))
+  int64_t batch_size = 64;
+  double lr = 1e-4;    // Adam (0.5, 0.999) for both networks
+  int64_t ndf = 32, max_channels = 128, hidden = 128;
+  AdversarialOptions adversarial;
+  uint64_t seed = 0;
+  int64_t log_every = 50;
+  int64_t checkpoint_every = 500;
+  int64_t keep_last = 2;
+  bool resume = false;
+  bool quiet = false;
+  int64_t stop_after = 0;
+};
+
+struct AdvKdResult {
+  std::string model;  // the generator (a one-pass model `sample` and `eval` accept)
+  bool interrupted = false;
+};
+
+AdvKdResult train_advkd(const AdvKdOptions& options);
+
 }  // namespace diffkd::distill

@@ -3,7 +3,10 @@
 #include "nn/adversarial.h"
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
+
+#include "tensor/creation.h"
 
 namespace diffkd::nn {
 
@@ -91,6 +94,29 @@ NamedTensors StagedGenerator::stage_parameters(int64_t stage) const {
     if (std::stoll(name.substr(dot + 1, next - dot - 1)) <= stage) out.emplace_back(name, t);
   }
   return out;
+}
+
+Tensor to_png_bytes(const Tensor& images) {
+  std::vector<double> v = images.to_vector();
+  for (double& x : v) x = std::floor(std::clamp((x + 1.0) / 2.0, 0.0, 1.0) * 255.0 + 0.5);
+  return from_vector(v, images.shape(), DType::I64);
+}
+
+Tensor from_png_bytes(const Tensor& bytes) {
+  std::vector<double> v = bytes.to_vector();
+  for (double& x : v) x = x / 255.0 * 2.0 - 1.0;
+  return from_vector(v, bytes.shape(), DType::F32);
+}
+
+Tensor shrink_images(const Tensor& images, int64_t size) {
+  const int64_t h = images.size(2);
+  if (h == size) return images;
+  if (h % size == 0 && images.size(3) == h) return avg_pool2d(images, h / size);
+  return resize_bilinear(images, size, size);
+}
+
+Tensor adversarial_condition(const Tensor& x_T, int64_t noise_size, bool quantise) {
+  return shrink_images(quantise ? from_png_bytes(to_png_bytes(x_T)) : x_T, noise_size);
 }
 
 int64_t DiscriminatorConfig::image_features() const {

@@ -55,6 +55,17 @@ class StagedGenerator : public Module {
   std::vector<Head> heads_;
 };
 
+// Image <-> the 8-bit PNG values the official pipeline stores: round(clamp((x + 1) / 2, 0, 1) 255)
+// as integers, and back to [-1, 1].
+Tensor to_png_bytes(const Tensor& images);
+Tensor from_png_bytes(const Tensor& bytes);
+// Down to size x size: a box filter for whole factors (PIL's antialiased bilinear at those factors
+// is close to it), else bilinear.
+Tensor shrink_images(const Tensor& images, int64_t size);
+// The generator's input for noise x_T [B, C, H, W]: as the official data, x_T saved as an 8-bit
+// image (clamped to [-1, 1], when quantise) and resized to noise_size.
+Tensor adversarial_condition(const Tensor& x_T, int64_t noise_size, bool quantise);
+
 struct DiscriminatorConfig {
   int64_t image_channels = 1, noise_channels = 1, noise_size = 4, resolution = 8;
   int64_t ndf = 32, max_channels = 128, hidden = 128;

@@ -55,7 +55,10 @@ std::string preset_description(const std::string& name) {
   return j.value("description", "");
 }
 
-UNetConfig load_unet_config(const std::string& name_or_path) {
+namespace {
+
+// The JSON of a preset or a file, and a name for it in messages.
+std::pair<nlohmann::json, std::string> read_config(const std::string& name_or_path) {
   std::string text, source;
   if (looks_like_path(name_or_path)) {
     std::ifstream in(name_or_path);
@@ -68,9 +71,26 @@ UNetConfig load_unet_config(const std::string& name_or_path) {
     text = preset_json(name_or_path);
     source = "preset " + name_or_path;
   }
-  const nlohmann::json j = parse(text, source);
+  return {parse(text, source), source};
+}
+
+}  // namespace
+
+bool is_generator_config(const std::string& name_or_path) {
+  const auto [j, source] = read_config(name_or_path);
+  return j.is_object() && j.contains("generator");
+}
+
+UNetConfig load_unet_config(const std::string& name_or_path) {
+  const auto [j, source] = read_config(name_or_path);
   DK_CHECK(j.is_object() && j.contains("unet"), source, ": expected an object with a \"unet\" field");
   return UNetConfig::from_json(j.at("unet").dump(), source + " \"unet\"");
+}
+
+StagedGeneratorConfig load_generator_config(const std::string& name_or_path) {
+  const auto [j, source] = read_config(name_or_path);
+  DK_CHECK(j.is_object() && j.contains("generator"), source, ": expected an object with a \"generator\" field");
+  return StagedGeneratorConfig::from_json(j.at("generator").dump(), source + " \"generator\"");
 }
 
 }  // namespace diffkd::nn

@@ -1,0 +1,154 @@
+// Adv-KD end to end on the tiny teacher: the trajectory set holds the teacher's own samples, the
+// WGAN-GP penalty and its weight gradient (a double backward) match finite differences, the
+// discriminator learns within a stage, the generator samples through `generate`, and a resumed
+// run is bit-identical.
+
+#include "distill/advkd.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "autograd/engine.h"
+#include "diffusion/generate.h"
+#include "tests/distill/distill_fixtures.h"
+
+namespace diffkd::testing {
+namespace {
+
+using namespace distill;
+
+const std::string& tiny_trajectories() {
+  static const std::string dir = [] {
+    TrajectoryOptions t;
+    t.teacher = tiny_teacher();
+    t.dir = fresh_test_dir("advkd_traj_" + std::to_string(::getpid()));
+    t.generator = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-advkd.json").string();
+    t.count = 48;
+    t.teacher_steps = 6;
+    t.shard_size = 20;
+    t.batch_size = 16;
+    t.seed = 4;
+    t.quiet = true;
+    generate_trajectories(t);
+    return t.dir;
+  }();
+  return dir;
+}
+
+AdvKdOptions tiny_advkd(const std::string& dir) {
+  AdvKdOptions o;
+  o.teacher = tiny_teacher();
+  o.trajectories = tiny_trajectories();
+  o.run_dir = dir;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.lr = 1e-3;
+  o.ndf = 4;
+  o.max_channels = 8;
+  o.hidden = 8;
+  o.log_every = 1;
+  o.checkpoint_every = 5;
+  o.quiet = true;
+  return o;
+}
+
+TEST(AdvKd, TrajectoryTargetsAreTheTeachersOwnSamples) {
+  EXPECT_EQ(stage_target_step(0, 3, 6), 1);  // after the first step
+  EXPECT_EQ(stage_target_step(2, 3, 6), 6);  // the final sample
+  const auto shard = safetensors::load(tiny_trajectories() + "/trajectories-0000.safetensors");
+  EXPECT_EQ(shard.at("states").shape(), (Shape{20, 3, 1, 16, 16}));
+  EXPECT_EQ(shard.at("condition").shape(), (Shape{20, 1, 4, 4}));
+  // The last stage's target is `diffkd sample --sampler ddpm --steps 6` of the teacher for the same
+  // (seed, i), padded with -1 and stored in 8 bits.
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(tiny_teacher());
+  diffusion::SamplerConfig ddpm;
+  ddpm.kind = diffusion::SamplerConfig::Kind::Ddpm;
+  ddpm.steps = 6;
+  const Tensor samples = diffusion::generate(teacher, ddpm, 0, 20, 20, 4);
+  const Tensor last = nn::from_png_bytes(narrow(shard.at("states"), 1, 2, 1));
+  const Tensor inner = narrow(narrow(reshape(last, {20, 1, 16, 16}), 2, 4, 8), 3, 4, 8);
+  EXPECT_LE(max(abs(inner - samples)).item(), 1.0 / 255.0 + 1e-6);
+  EXPECT_EQ(max(narrow(reshape(last, {20, 1, 16, 16}), 2, 0, 4)).item(), -1.0);  // the padding
+}
+
+TEST(AdvKd, GradientPenaltyAndItsWeightGradientMatchFiniteDifferences) {
+  nn::DiscriminatorConfig c;
+  c.resolution = 8;
+  c.ndf = 2;
+  c.max_channels = 4;
+  c.hidden = 3;
+  nn::ConditionalDiscriminator d(c, 5);
+  d.to_dtype(DType::F64);
+  d.train();
+  Generator gen(6);
+  const Tensor real = to_dtype(randn({3, 1, 8, 8}, gen), DType::F64), fake = to_dtype(randn({3, 1, 8, 8}, gen), DType::F64);
+  const Tensor noise = to_dtype(randn({3, 1, 4, 4}, gen), DType::F64);
+  const Tensor alpha = from_vector({0.2, 0.5, 0.9}, {3}, DType::F64);
+  // The penalty's inner gradient: d sum D(x^) / d x^ against central differences.
+  Tensor x_hat = (0.3 * real + 0.7 * fake).clone_data();
+  x_hat.requires_grad_();
+  const Tensor inner = grad({sum(d.forward(x_hat, noise))}, {x_hat})[0];
+  const double h = 1e-6;
+  for (int64_t i : {0, 17, 100, 191}) {
+    std::vector<double> plus = x_hat.to_vector(), minus = plus;
+    plus[i] += h;
+    minus[i] -= h;
+    const double fd = (sum(d.forward(from_vector(plus, x_hat.shape(), DType::F64), noise)).item() -
+                       sum(d.forward(from_vector(minus, x_hat.shape(), DType::F64), noise)).item()) / (2 * h);
+    EXPECT_NEAR(inner.to_vector()[i], fd, 1e-6 * std::max(1.0, std::abs(fd))) << i;
+  }
+  // d GP / d weight through the double backward, against central differences of GP itself.
+  d.zero_grad();
+  gradient_penalty(d, real, fake, noise, alpha).backward();
+  Tensor weight;
+  for (const auto& [name, t] : d.named_parameters())
+    if (name == "image.0.weight") weight = t;
+  const std::vector<double> analytic = weight.grad().to_vector();
+  for (int64_t i : {0, 5, 31}) {
+    const std::vector<double> w0 = weight.to_vector();
+    auto gp_at = [&](double delta) {
+      std::vector<double> w = w0;
+      w[i] += delta;
+      std::copy(w.begin(), w.end(), weight.data<double>());
+      return gradient_penalty(d, real, fake, noise, alpha).item();
+    };
+    const double fd = (gp_at(h) - gp_at(-h)) / (2 * h);
+    gp_at(0);
+    EXPECT_NEAR(analytic[i], fd, 1e-5 * std::max(1.0, std::abs(fd))) << i;
+  }
+}
+
+TEST(AdvKd, DiscriminatorLearnsAndTheGeneratorSamples) {
+  const std::string dir = fresh_test_dir("advkd_learns");
+  AdvKdOptions o = tiny_advkd(dir);
+  o.epochs = 4;  // stage 0: 4 epochs of 6 batches
+  const AdvKdResult r = train_advkd(o);
+  const std::vector<double> stage1 = stage_losses(dir, 1);
+  ASSERT_EQ(stage1.size(), 24u);
+  const auto [early, late] = early_and_late(stage1, 6);
+  EXPECT_LT(late, early);  // the discriminator's loss falls from its untrained start
+  diffusion::LoadedModel g = diffusion::load_diffusion_model(r.model);
+  ASSERT_TRUE(g.generator != nullptr);
+  const Tensor images = diffusion::generate(g, diffusion::SamplerConfig{}, 0, 5, 5, 0);
+  EXPECT_EQ(images.shape(), (Shape{5, 1, 8, 8}));  // the padded 16x16 output cropped to the teacher's 8
+  EXPECT_LE(max(abs(images)).item(), 1.0);
+}
+
+TEST(AdvKd, ResumedRunIsBitIdentical) {
+  const std::string straight = fresh_test_dir("advkd_straight"), split = fresh_test_dir("advkd_split");
+  AdvKdOptions a = tiny_advkd(straight);
+  a.epochs = 1;  // stages of 6, 12 and 18 steps
+  train_advkd(a);
+  AdvKdOptions b = tiny_advkd(split);
+  b.epochs = 1;
+  b.stop_after = 9;  // mid stage 2
+  train_advkd(b);
+  b.stop_after = 0;
+  b.resume = true;
+  train_advkd(b);
+  expect_same_tensors(straight + "/generator.safetensors", split + "/generator.safetensors");
+}
+
+}  // namespace
+}  // namespace diffkd::testing
