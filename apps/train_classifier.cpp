@@ -39,6 +39,9 @@ void add_train_classifier_command(CLI::App& app) {
   c->add_option("--batch", opts.train.batch_size, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--lr", opts.train.lr, "peak learning rate (Adam, cosine decay)")->capture_default_str();
   c->add_option("--seed", opts.train.seed, "seed (use different seeds for the evaluation and RDD networks)")->capture_default_str();
+  c->add_option("--width1", opts.train.width1, "channels of the first two convs")->capture_default_str();
+  c->add_option("--width2", opts.train.width2, "channels of the last two convs (RDD's feature map)")->capture_default_str();
+  c->add_option("--hidden", opts.train.hidden, "width of the penultimate (FID-proxy) features")->capture_default_str();
   on_run(c, run_train_classifier);
 }
 

@@ -51,6 +51,15 @@ ImageDataset load_dataset(const std::string& name, Split split) {
   if (name == "fashion-mnist")
     return load_idx_pair({data_root() + "/fashion-mnist", "/usr/share/datasets/fashion-mnist"}, split, name);
   if (name == "synthetic") return synthetic_shapes(split == Split::Train ? 2048 : 512, split == Split::Train ? 1 : 2);
+  if (name.rfind("synthetic:", 0) == 0) {  // N training images (and N / 4 test images): quick runs
+    int64_t n = 0;
+    try {
+      n = std::stoll(name.substr(10));
+    } catch (const std::exception&) {
+    }
+    DK_CHECK(n >= 4, "dataset '", name, "': expected synthetic:N with N >= 4 training images");
+    return synthetic_shapes(split == Split::Train ? n : n / 4, split == Split::Train ? 1 : 2);
+  }
   if (name.rfind("cifar10:", 0) == 0) return load_cifar10(name.substr(8), split == Split::Train);
   if (name.rfind("images:", 0) == 0 || name.rfind("images-rgb:", 0) == 0) {
     const bool rgb = name.rfind("images-rgb:", 0) == 0;
@@ -60,7 +69,7 @@ ImageDataset load_dataset(const std::string& name, Split split) {
     if (fs::exists(fs::path(name) / "test_batch.bin")) return load_cifar10(name, split == Split::Train);
     return load_idx_pair({name}, split, name);
   }
-  fail("dataset '", name, "': no such dataset or folder (expected mnist, fashion-mnist, synthetic, cifar10:<folder>, "
+  fail("dataset '", name, "': no such dataset or folder (expected mnist, fashion-mnist, synthetic[:N], cifar10:<folder>, "
        "images:<folder>, images-rgb:<folder>, or a folder of IDX files or CIFAR-10 batches)");
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Datasets by name: "mnist" and "fashion-mnist" (IDX files), "synthetic" (generated, for tests
-// and smoke runs), "cifar10:<folder>" (binary batches), "images:<folder>" / "images-rgb:<folder>"
+// and smoke runs; "synthetic:N" for N training images), "cifar10:<folder>" (binary batches), "images:<folder>" / "images-rgb:<folder>"
 // (PNG/JPEG, grey or RGB; the same images serve both splits), or a folder holding train-/t10k-
 // IDX files or CIFAR-10 batches. Named sets are looked up under
 // $DIFFKD_DATA, else the datasets/ folder of the source tree (where scripts/setup.sh puts MNIST),
@@ -16,7 +16,7 @@ enum class Split { Train, Test };
 
 // The names above, for --data's help.
 inline constexpr const char* kDatasetHelp =
-    "mnist, fashion-mnist, synthetic, cifar10:<folder>, images:<folder>, images-rgb:<folder>, "
+    "mnist, fashion-mnist, synthetic[:N], cifar10:<folder>, images:<folder>, images-rgb:<folder>, "
     "or a folder of IDX files or CIFAR-10 batches";
 
 ImageDataset load_dataset(const std::string& name, Split split);

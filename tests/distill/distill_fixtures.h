@@ -42,26 +42,35 @@ inline const data::ImageDataset& tiny_images() {
   return d;
 }
 
-// model.safetensors of a tiny teacher: 40 steps of the 8x8 tiny UNet on tiny_images().
+// model.safetensors of a tiny teacher: 40 steps of the 8x8 tiny UNet on tiny_images(), with T
+// diffusion steps (DKDM's pool walks all of them: its tests use T = 100 to stay fast).
+inline std::string train_tiny_teacher(int64_t timesteps) {
+  diffusion::TrainOptions o;
+  o.model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet.json").string();
+  o.dataset = "synthetic";
+  // Per process: ctest runs tests that share this teacher in parallel processes.
+  o.run_dir = fresh_test_dir("teacher_" + std::to_string(timesteps) + "_" + std::to_string(::getpid()));
+  o.timesteps = timesteps;
+  o.steps = 40;
+  o.batch_size = 8;
+  o.warmup = 5;
+  o.lr = 1e-3;
+  o.ema_decay = 0.5;
+  o.checkpoint_every = 40;
+  o.sample_every = 0;
+  o.pad_to = 0;
+  o.quiet = true;
+  diffusion::train_diffusion(o, tiny_images());
+  return o.run_dir + "/model.safetensors";
+}
+
 inline const std::string& tiny_teacher() {
-  static const std::string path = [] {
-    diffusion::TrainOptions o;
-    o.model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet.json").string();
-    o.dataset = "synthetic";
-    // Per process: ctest runs tests that share this teacher in parallel processes.
-    o.run_dir = fresh_test_dir("teacher_" + std::to_string(::getpid()));
-    o.steps = 40;
-    o.batch_size = 8;
-    o.warmup = 5;
-    o.lr = 1e-3;
-    o.ema_decay = 0.5;
-    o.checkpoint_every = 40;
-    o.sample_every = 0;
-    o.pad_to = 0;
-    o.quiet = true;
-    diffusion::train_diffusion(o, tiny_images());
-    return o.run_dir + "/model.safetensors";
-  }();
+  static const std::string path = train_tiny_teacher(1000);
+  return path;
+}
+
+inline const std::string& tiny_teacher_100() {
+  static const std::string path = train_tiny_teacher(100);
   return path;
 }
 

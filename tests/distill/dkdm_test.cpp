@@ -17,10 +17,10 @@ using namespace distill;
 
 DkdmOptions tiny_dkdm(const std::string& dir) {
   DkdmOptions o;
-  o.teacher = tiny_teacher();
+  o.teacher = tiny_teacher_100();  // T = 100: the pool walks every step
   o.student_model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
   o.run_dir = dir;
-  o.rho = 0.004;  // round(0.004 * 1000) * 4 = 16 states
+  o.rho = 0.04;  // round(0.04 * 100) * 4 = 16 states
   o.batch_size = 4;
   o.steps = 40;
   o.lr = 2e-3;
@@ -48,8 +48,8 @@ TEST(Dkdm, ThePoolIsPreparedToRandomStopsAndEachUseAdvancesOneStep) {
   int64_t expected_evaluations = 0;
   for (int64_t t : prepared) {
     EXPECT_GE(t, 1);
-    EXPECT_LE(t, 998);
-    expected_evaluations += 1000 - t;  // every state walked from T down to its stop
+    EXPECT_LE(t, 99);  // t_end ~ U{1..T-1}
+    expected_evaluations += 100 - t;  // every state walked from T down to its stop
   }
   EXPECT_EQ(r.teacher_evaluations, expected_evaluations);
   const std::vector<int64_t> after = counters(dir + "/checkpoints/step-0000001/pool.safetensors");
@@ -65,19 +65,19 @@ TEST(Dkdm, ThePoolIsPreparedToRandomStopsAndEachUseAdvancesOneStep) {
 
 TEST(Dkdm, FinishedStatesRestartFromNoiseAtT) {
   const std::string dir = fresh_test_dir("dkdm_reset");
-  // A prepared pool of b = 4 states at counters 0, 1, 2, 500 ("shuffled": all used every step).
+  // A prepared pool of b = 4 states at counters 0, 1, 2, 50 ("shuffled": all used every step).
   std::filesystem::create_directories(dir);
   Generator gen(1);
   safetensors::save(dir + "/pool.safetensors",
-                    {{"x", randn({4, 1, 8, 8}, gen)}, {"t", from_vector({0, 1, 2, 500}, {4}, DType::I64)}},
+                    {{"x", randn({4, 1, 8, 8}, gen)}, {"t", from_vector({0, 1, 2, 50}, {4}, DType::I64)}},
                     {{"prepared_to", "1"}});
   DkdmOptions o = tiny_dkdm(dir);
   o.mode = "shuffled";
   o.steps = 2;
   o.checkpoint_every = 1;
   dkdm_distillation(o);
-  EXPECT_EQ(counters(dir + "/checkpoints/step-0000001/pool.safetensors"), (std::vector<int64_t>{999, 0, 1, 499}));
-  EXPECT_EQ(counters(dir + "/checkpoints/step-0000002/pool.safetensors"), (std::vector<int64_t>{998, 999, 0, 498}));
+  EXPECT_EQ(counters(dir + "/checkpoints/step-0000001/pool.safetensors"), (std::vector<int64_t>{99, 0, 1, 49}));
+  EXPECT_EQ(counters(dir + "/checkpoints/step-0000002/pool.safetensors"), (std::vector<int64_t>{98, 99, 0, 48}));
 }
 
 TEST(Dkdm, LossFallsAndTheStudentSamples) {
