@@ -105,6 +105,18 @@ void apply_preset() {
   }
 }
 
+// The run-control flags every method shares.
+diffusion::RunControl run_control(const std::string& dir) {
+  diffusion::RunControl r;
+  r.dir = dir;
+  r.seed = opts.seed;
+  r.log_every = opts.log_every;
+  r.checkpoint_every = opts.checkpoint_every;
+  r.keep_last = opts.keep_last;
+  r.resume = opts.resume;
+  return r;
+}
+
 int run_distill() {
   apply_preset();
   const std::string run_dir = opts.run_dir.empty() ? "runs/" + opts.method : opts.run_dir;
@@ -125,7 +137,7 @@ int run_distill() {
     distill::StudentOptions s;
     s.teacher = opts.teacher;
     s.pairs = p.dir;
-    s.run_dir = run_dir;
+    s.run = run_control(run_dir);
     s.loss = opts.student_loss;
     s.form = opts.form;
     s.steps = opts.steps;
@@ -135,11 +147,6 @@ int run_distill() {
     s.beta2 = opts.beta2;
     s.ema = opts.ema;
     s.eval_every = opts.eval_every;
-    s.seed = opts.seed;
-    s.log_every = opts.log_every;
-    s.checkpoint_every = opts.checkpoint_every;
-    s.keep_last = opts.keep_last;
-    s.resume = opts.resume;
     const distill::StudentResult r = distill::train_denoising_student(s);
     if (!r.interrupted)
       std::printf("distill student: the one-step student (best held-out loss %.5f) is %s\n", r.best_held_out_loss,
@@ -161,7 +168,7 @@ int run_distill() {
     distill::AdvKdOptions a;
     a.teacher = opts.teacher;
     a.trajectories = t.dir;
-    a.run_dir = run_dir;
+    a.run = run_control(run_dir);
     a.epochs = opts.epochs;
     a.batch_size = opts.batch;
     a.lr = opts.lr;
@@ -169,11 +176,6 @@ int run_distill() {
     a.adversarial.gan = opts.gan;
     a.adversarial.gp_weight = opts.gp_weight;
     a.adversarial.clip = opts.clip;
-    a.seed = opts.seed;
-    a.log_every = opts.log_every;
-    a.checkpoint_every = opts.checkpoint_every;
-    a.keep_last = opts.keep_last;
-    a.resume = opts.resume;
     const distill::AdvKdResult r = distill::train_advkd(a);
     if (!r.interrupted) std::printf("distill advkd: the generator is %s (one pass per image)\n", r.model.c_str());
     return r.interrupted ? 130 : 0;
@@ -182,18 +184,13 @@ int run_distill() {
     distill::DkdmOptions d;
     d.teacher = opts.teacher;
     d.student_model = opts.student_model;
-    d.run_dir = run_dir;
+    d.run = run_control(run_dir);
     d.mode = opts.mode;
     d.rho = opts.rho;
     d.batch_size = opts.batch;
     d.steps = opts.steps;
     d.lr = opts.lr;
     d.ema = command->get_option("--ema")->count() ? opts.ema : (opts.preset == "mnist" ? 0.999 : opts.ema);
-    d.seed = opts.seed;
-    d.log_every = opts.log_every;
-    d.checkpoint_every = opts.checkpoint_every;
-    d.keep_last = opts.keep_last;
-    d.resume = opts.resume;
     const distill::DkdmResult r = distill::dkdm_distillation(d);
     if (!r.interrupted)
       std::printf("distill dkdm: the student (EMA) is %s; pool of %lld states (%lld teacher evaluations to prepare)\n",
@@ -204,7 +201,7 @@ int run_distill() {
   distill::ProgressiveOptions p;
   p.teacher = rdd ? opts.from : opts.teacher;
   p.dataset = opts.data;
-  p.run_dir = run_dir;
+  p.run = run_control(run_dir);
   // RDD distils 8 -> 4 -> 2 -> 1 from PD's 8-step student (METHODS.md 4.1).
   p.start_steps = rdd && command->get_option("--start-steps")->count() == 0 ? 8 : opts.start_steps;
   p.end_steps = opts.end_steps;
@@ -214,11 +211,6 @@ int run_distill() {
   p.lr_anneal = opts.lr_anneal;
   p.loss = opts.pd_loss;
   p.pad_to = opts.pad_to;
-  p.seed = opts.seed;
-  p.log_every = opts.log_every;
-  p.checkpoint_every = opts.checkpoint_every;
-  p.keep_last = opts.keep_last;
-  p.resume = opts.resume;
   const data::ImageDataset train_set = data::load_dataset(opts.data, data::Split::Train);
   std::unique_ptr<distill::RddObjective> objective;
   if (rdd) {

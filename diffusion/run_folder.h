@@ -25,6 +25,18 @@ namespace diffkd::diffusion {
 void check_resumed_settings(const std::filesystem::path& path, const nlohmann::json& now,
                             const std::vector<std::string>& fixed, bool quiet);
 
+// How a run is driven: the same for every `distill` method.
+struct RunControl {
+  std::string dir;
+  uint64_t seed = 0;  // every random draw of the run
+  int64_t log_every = 50;
+  int64_t checkpoint_every = 500;
+  int64_t keep_last = 2;
+  bool resume = false;
+  bool quiet = false;      // no progress lines (tests)
+  int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
+};
+
 class RunFolder {
  public:
   // Without resume, a folder that already holds a run is an error (nothing a user ran is lost).

@@ -166,7 +166,7 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
 }
 
 AdvKdResult train_advkd(const AdvKdOptions& o) {
-  DK_CHECK(o.epochs > 0 && o.batch_size > 1 && o.log_every > 0 && o.checkpoint_every > 0,
+  DK_CHECK(o.epochs > 0 && o.batch_size > 1 && o.run.log_every > 0 && o.run.checkpoint_every > 0,
            "distill advkd: --epochs, --batch (> 1: BatchNorm), --log-every and --checkpoint-every must be positive");
   const fs::path dir(o.trajectories);
   const json set = read_json(dir / "trajectories.json");
@@ -195,11 +195,11 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
   const json settings = {{"method", "advkd"}, {"teacher", o.teacher}, {"trajectories", set}, {"epochs", o.epochs},
                          {"batch", o.batch_size}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
                          {"hidden", o.hidden}, {"gan", o.adversarial.gan}, {"gp_weight", o.adversarial.gp_weight},
-                         {"clip", o.adversarial.clip}, {"seed", o.seed}};
-  diffusion::RunFolder run(o.run_dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
+                         {"clip", o.adversarial.clip}, {"seed", o.run.seed}};
+  diffusion::RunFolder run(o.run.dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
                                                  "gp_weight", "clip", "seed"},
-                           o.resume, o.quiet);
-  nn::StagedGenerator generator(g, o.seed);
+                           o.run.resume, o.run.quiet);
+  nn::StagedGenerator generator(g, o.run.seed);
   generator.train();
   std::unique_ptr<nn::ConditionalDiscriminator> d;
   std::unique_ptr<nn::Adam> adam_g, adam_d;
@@ -214,7 +214,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     dc.ndf = o.ndf;
     dc.max_channels = o.max_channels;
     dc.hidden = o.hidden;
-    d = std::make_unique<nn::ConditionalDiscriminator>(dc, o.seed * 1000 + 7 + s);  // a new D per stage
+    d = std::make_unique<nn::ConditionalDiscriminator>(dc, o.run.seed * 1000 + 7 + s);  // a new D per stage
     d->train();
     AdamHyper hyper;
     hyper.lr = o.lr;
@@ -243,7 +243,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     nn::save_training_state((folder / "generator-state.safetensors").string(), *adam_g, nullptr,
                             {{"step", std::to_string(step)}});
     nn::save_training_state((folder / "discriminator-state.safetensors").string(), *adam_d, nullptr);
-    run.checkpoint_done(step, o.keep_last);
+    run.checkpoint_done(step, o.run.keep_last);
   };
   int64_t start = 0;
   if (const auto latest = run.latest()) {
@@ -258,7 +258,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
       }
     }
   }
-  if (!o.quiet)
+  if (!o.run.quiet)
     std::printf("distill advkd: %lld stages (%s), %lld trajectories, batch %lld, %lld steps in all; %s at step %lld\n",
                 static_cast<long long>(stages), g.to_json().c_str(), static_cast<long long>(count),
                 static_cast<long long>(o.batch_size), static_cast<long long>(total), start > 0 ? "resuming" : "starting",
@@ -276,14 +276,14 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     std::vector<int64_t> order(count);
     for (int64_t i = 0; i < count; ++i) order[i] = i;
     for (int64_t i = count - 1; i > 0; --i) {
-      const double u = philox::uniform_at(o.seed ^ 0xadf, static_cast<uint64_t>(stage * 100000 + epoch), static_cast<uint64_t>(i));
+      const double u = philox::uniform_at(o.run.seed ^ 0xadf, static_cast<uint64_t>(stage * 100000 + epoch), static_cast<uint64_t>(i));
       std::swap(order[i], order[std::min<int64_t>(i, static_cast<int64_t>(u * (i + 1)))]);
     }
     std::vector<double> idx(order.begin() + b * o.batch_size, order.begin() + (b + 1) * o.batch_size);
     const Tensor rows = from_vector(idx, {o.batch_size}, DType::I64);
     const Tensor z = index_select(condition, 0, rows), real = index_select(targets[stage], 0, rows);
     std::vector<double> alpha(o.batch_size);
-    for (int64_t i = 0; i < o.batch_size; ++i) alpha[i] = philox::uniform_at(o.seed ^ 0xa1f, static_cast<uint64_t>(step), i);
+    for (int64_t i = 0; i < o.batch_size; ++i) alpha[i] = philox::uniform_at(o.run.seed ^ 0xa1f, static_cast<uint64_t>(step), i);
 
     // One D step (then its weights clipped), then one G step on a fresh generator pass.
     DiscriminatorLossParts parts;
@@ -307,13 +307,13 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     sum_gp += parts.gp;
     ++window;
     const bool stage_done = step == stage_end[stage];
-    if (step % o.log_every == 0 || stage_done) {
+    if (step % o.run.log_every == 0 || stage_done) {
       char fields[128];
       std::snprintf(fields, sizeof fields, "stage %lld/%lld (%lldx%lld)  loss_d %.4f  loss_g %.4f  gp %.4f",
                     static_cast<long long>(stage + 1), static_cast<long long>(stages),
                     static_cast<long long>(g.resolutions[stage]), static_cast<long long>(g.resolutions[stage]),
                     sum_d / window, sum_g / window, sum_gp / window);
-      const double rate = progress.report(step, window, fields, o.quiet);
+      const double rate = progress.report(step, window, fields, o.run.quiet);
       run.log_metrics(step, {{"stage", static_cast<double>(stage + 1)}, {"loss", sum_d / window},
                              {"loss_g", sum_g / window}, {"gp", sum_gp / window}, {"steps_per_s", rate}});
       sum_d = sum_g = sum_gp = 0;
@@ -327,10 +327,10 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                       data::make_grid(generator.forward(narrow(condition, 0, 0, std::min<int64_t>(64, count)), stage), 8));
       generator.train();
     }
-    const bool stop = interrupt.requested() || step == o.stop_after;
-    if (step % o.checkpoint_every == 0 || stage_done || stop) save_checkpoint(step);
+    const bool stop = interrupt.requested() || step == o.run.stop_after;
+    if (step % o.run.checkpoint_every == 0 || stage_done || stop) save_checkpoint(step);
     if (stop) {
-      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
       result.interrupted = true;
       break;
     }

@@ -11,6 +11,8 @@
 
 #include <string>
 
+#include "diffusion/run_folder.h"
+
 #include "nn/adversarial.h"
 
 namespace diffkd::distill {
@@ -59,19 +61,12 @@ int64_t generate_trajectories(const TrajectoryOptions& options);
 struct AdvKdOptions {
   std::string teacher;
   std::string trajectories = "runs/advkd/trajectories";
-  std::string run_dir = "runs/advkd";
   int64_t epochs = 2;  // stage k trains epochs * (k + 1) epochs (the official: 10 (k + 1))
   int64_t batch_size = 64;
   double lr = 1e-4;    // Adam (0.5, 0.999) for both networks
   int64_t ndf = 32, max_channels = 128, hidden = 128;
   AdversarialOptions adversarial;
-  uint64_t seed = 0;
-  int64_t log_every = 50;
-  int64_t checkpoint_every = 500;
-  int64_t keep_last = 2;
-  bool resume = false;
-  bool quiet = false;
-  int64_t stop_after = 0;
+  diffusion::RunControl run{"runs/advkd"};  // folder, seed, cadence, resume
 };
 
 struct AdvKdResult {

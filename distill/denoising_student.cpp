@@ -204,7 +204,7 @@ std::vector<int64_t> epoch_order(const PairSet& set, uint64_t seed, int64_t epoc
 }  // namespace
 
 StudentResult train_denoising_student(const StudentOptions& o) {
-  DK_CHECK(o.steps > 0 && o.batch_size > 0 && o.eval_every > 0 && o.log_every > 0 && o.checkpoint_every > 0,
+  DK_CHECK(o.steps > 0 && o.batch_size > 0 && o.eval_every > 0 && o.run.log_every > 0 && o.run.checkpoint_every > 0,
            "distill student: --steps, --batch, --eval-every, --log-every and --checkpoint-every must be positive");
   const PairSet pairs = load_pairs(o.pairs);
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
@@ -220,8 +220,8 @@ StudentResult train_denoising_student(const StudentOptions& o) {
   const json settings = {{"method", "student"}, {"teacher", o.teacher}, {"pairs", pairs.settings}, {"loss", o.loss},
                          {"form", o.form},      {"steps", o.steps},     {"batch", o.batch_size},  {"lr", o.lr},
                          {"warmup", o.warmup},  {"beta2", o.beta2},     {"ema", o.ema},           {"grad_clip", o.grad_clip},
-                         {"eval_every", o.eval_every}, {"seed", o.seed}};
-  diffusion::RunFolder run(o.run_dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.resume, o.quiet);
+                         {"eval_every", o.eval_every}, {"seed", o.run.seed}};
+  diffusion::RunFolder run(o.run.dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.run.resume, o.run.quiet);
   nn::UNet student(config);
   student.copy_weights_from(*teacher.net);  // the student starts as the teacher
   student.train();
@@ -249,7 +249,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     position = nn::metadata_int(meta, "position", state);
     result.best_held_out_loss = std::stod(meta.at("best_held_out_loss"));
   }
-  if (!o.quiet)
+  if (!o.run.quiet)
     std::printf("distill student: %s -> one step (%s form), %lld training + %lld held-out pairs from %s, loss %s, "
                 "batch %lld; %s at step %lld of %lld\n",
                 o.teacher.c_str(), o.form.c_str(), static_cast<long long>(pairs.total - pairs.held_out),
@@ -279,7 +279,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
                            {{"method", "student"}, {"teacher", o.teacher}, {"one_step", o.form},
                             {"step", std::to_string(step)}, {"held_out_loss", std::to_string(held_out)}});
     }
-    if (!o.quiet) std::printf("  held-out loss of the EMA at step %lld: %.5f%s\n", static_cast<long long>(step), held_out,
+    if (!o.run.quiet) std::printf("  held-out loss of the EMA at step %lld: %.5f%s\n", static_cast<long long>(step), held_out,
                               best ? " (best so far: saved)" : "");
     return held_out;
   };
@@ -291,17 +291,17 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     nn::save_training_state((folder / "state.safetensors").string(), adam, &ema,
                             {{"step", std::to_string(step)}, {"epoch", std::to_string(epoch)},
                              {"position", std::to_string(position)}, {"best_held_out_loss", best}});
-    run.checkpoint_done(step, o.keep_last);
+    run.checkpoint_done(step, o.run.keep_last);
   };
 
   diffusion::InterruptGuard interrupt;
   diffusion::ProgressLine progress(o.steps);
-  std::vector<int64_t> order = epoch_order(pairs, o.seed, epoch);
+  std::vector<int64_t> order = epoch_order(pairs, o.run.seed, epoch);
   double loss_sum = 0;
   int64_t window = 0;
   for (int64_t step = start + 1; step <= o.steps; ++step) {
     if (position + o.batch_size > static_cast<int64_t>(order.size())) {  // the epoch's last partial batch is skipped
-      order = epoch_order(pairs, o.seed, ++epoch);
+      order = epoch_order(pairs, o.run.seed, ++epoch);
       position = 0;
     }
     const std::vector<int64_t> idx(order.begin() + position, order.begin() + position + o.batch_size);
@@ -322,19 +322,19 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     ema.update(student, step);
     loss_sum += value;
     ++window;
-    if (step % o.log_every == 0 || step == o.steps) {
+    if (step % o.run.log_every == 0 || step == o.steps) {
       char fields[96];
       std::snprintf(fields, sizeof fields, "loss %.5f  lr %.2e", loss_sum / window, lr);
-      const double rate = progress.report(step, window, fields, o.quiet);
+      const double rate = progress.report(step, window, fields, o.run.quiet);
       run.log_metrics(step, {{"loss", loss_sum / window}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
       loss_sum = 0;
       window = 0;
     }
     if (step % o.eval_every == 0 || step == o.steps) evaluate(step);
-    const bool stop = interrupt.requested() || step == o.stop_after;
-    if (step % o.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
+    const bool stop = interrupt.requested() || step == o.run.stop_after;
+    if (step % o.run.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
     if (stop) {
-      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
       result.interrupted = true;
       break;
     }

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <string>
 
+#include "diffusion/run_folder.h"
+
 #include "tensor/tensor.h"
 
 namespace diffkd::distill {
@@ -53,7 +55,6 @@ int64_t generate_pairs(const PairOptions& options);
 struct StudentOptions {
   std::string teacher;
   std::string pairs = "runs/student-pairs";
-  std::string run_dir = "runs/student";
   std::string loss = "l1";
   std::string form = "residual";  // or "x0"
   int64_t steps = 5000;
@@ -64,13 +65,7 @@ struct StudentOptions {
   double ema = 0.995;
   double grad_clip = 0;  // the official code does not clip
   int64_t eval_every = 500;
-  uint64_t seed = 0;
-  int64_t log_every = 50;
-  int64_t checkpoint_every = 500;
-  int64_t keep_last = 2;
-  bool resume = false;
-  bool quiet = false;
-  int64_t stop_after = 0;  // tests: stop as Ctrl-C would after this step
+  diffusion::RunControl run{"runs/student"};  // folder, seed, cadence, resume
 };
 
 struct StudentResult {

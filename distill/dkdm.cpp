@@ -112,7 +112,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
   const int64_t T = teacher.schedule.steps();
   std::vector<int64_t> stop(size);
   for (int64_t i = 0; i < size; ++i)
-    stop[i] = 1 + std::min<int64_t>(T - 2, static_cast<int64_t>(philox::uniform_at(o.seed ^ kStopStream, 0, i) * (T - 1)));
+    stop[i] = 1 + std::min<int64_t>(T - 2, static_cast<int64_t>(philox::uniform_at(o.run.seed ^ kStopStream, 0, i) * (T - 1)));
   if (o.mode == "iterative") std::fill(stop.begin(), stop.end(), T);  // all b states start at T together
   Pool pool;
   int64_t c = T;  // every entry with stop < c still has to step from c to c - 1
@@ -122,7 +122,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
     c = nn::metadata_int(meta, "prepared_to", path);
     if (c <= 1 || o.mode == "iterative") return 0;
   } else {
-    pool.x = diffusion::sample_noise(shape, 0, size, o.seed ^ kPoolNoise, 0);
+    pool.x = diffusion::sample_noise(shape, 0, size, o.run.seed ^ kPoolNoise, 0);
     pool.t.assign(size, T);
   }
   int64_t evaluations = 0, total = 0;
@@ -141,7 +141,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
                                      active.begin() + std::min(active.size(), first + o.prepare_batch));
       const std::vector<int64_t> t(idx.size(), c - 1);
       TensorList z;
-      for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.seed ^ kPoolNoise, c));
+      for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.run.seed ^ kPoolNoise, c));
       const TeacherStep step = dkdm_teacher_step(fn, prediction, teacher.schedule, rows_of(pool.x, idx), t, concat(z, 0));
       write_rows(pool.x, idx, step.x_prev);
       for (int64_t i : idx) pool.t[i] = c - 1;
@@ -150,7 +150,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
     }
     const bool report = c % 50 == 0 || c == 2;
     if (report || c % 100 == 0) save_pool(path, pool, {{"prepared_to", std::to_string(c - 1)}});
-    if (report && !o.quiet) {
+    if (report && !o.run.quiet) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("  pool: t = %lld, %lld/%lld teacher steps  %.2f ms/step  ETA %s\n", static_cast<long long>(c - 1),
                   static_cast<long long>(done), static_cast<long long>(total), 1000 * seconds / std::max<int64_t>(1, evaluations),
@@ -167,7 +167,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
 DkdmResult dkdm_distillation(const DkdmOptions& o) {
   DK_CHECK(o.mode == "dynamic" || o.mode == "iterative" || o.mode == "shuffled", "distill dkdm: unknown --mode '",
            o.mode, "' (expected dynamic, iterative or shuffled)");
-  DK_CHECK(o.batch_size > 0 && o.steps > 0 && o.rho > 0 && o.log_every > 0 && o.checkpoint_every > 0,
+  DK_CHECK(o.batch_size > 0 && o.steps > 0 && o.rho > 0 && o.run.log_every > 0 && o.run.checkpoint_every > 0,
            "distill dkdm: --batch, --steps, --rho, --log-every and --checkpoint-every must be positive");
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
   const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
@@ -187,13 +187,13 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
                                    {"unet", nlohmann::json::parse(config.to_json())},
                                    {"mode", o.mode},          {"rho", o.rho},         {"pool_size", pool_size},
                                    {"batch", o.batch_size},   {"steps", o.steps},     {"lr", o.lr},
-                                   {"ema", o.ema},            {"seed", o.seed}};
-  diffusion::RunFolder run(o.run_dir, settings, {"teacher", "unet", "mode", "rho", "pool_size", "batch", "seed"},
-                           o.resume, o.quiet);
+                                   {"ema", o.ema},            {"seed", o.run.seed}};
+  diffusion::RunFolder run(o.run.dir, settings, {"teacher", "unet", "mode", "rho", "pool_size", "batch", "seed"},
+                           o.run.resume, o.run.quiet);
   DkdmResult result;
   result.pool_size = pool_size;
   result.model = (run.dir() / "student.safetensors").string();
-  if (!o.quiet)
+  if (!o.run.quiet)
     std::printf("distill dkdm: %s -> %s (%lld parameters), data-free, %s pool of %lld states (rho %g, batch %lld)\n",
                 o.teacher.c_str(), o.student_model.c_str(), static_cast<long long>(nn::UNet(config).parameter_count()),
                 o.mode.c_str(), static_cast<long long>(pool_size), o.rho, static_cast<long long>(o.batch_size));
@@ -201,7 +201,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
   result.teacher_evaluations = prepare_pool(teacher, o, pool_size, shape, pool_path);
   Pool pool = load_pool(pool_path, nullptr);
 
-  nn::UNet student(config, o.seed);  // any architecture, from scratch
+  nn::UNet student(config, o.run.seed);  // any architecture, from scratch
   student.train();
   AdamHyper hyper;
   hyper.lr = o.lr;
@@ -209,7 +209,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
   nn::Adam adam(student.named_parameters(), hyper);
   nn::Ema ema(student, o.ema);
   int64_t start = 0;
-  default_generator() = Generator(o.seed ^ 0xd40);  // dropout masks
+  default_generator() = Generator(o.run.seed ^ 0xd40);  // dropout masks
   if (const auto latest = run.latest()) {
     nn::load_model((latest->second / "model.safetensors").string(), student);
     const std::string state = (latest->second / "state.safetensors").string();
@@ -235,7 +235,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
                              {"dropout_offset", std::to_string(default_generator().offset)}});
     save_pool((folder / "pool.safetensors").string(), pool, {});
     save_student(step);
-    run.checkpoint_done(step, o.keep_last);
+    run.checkpoint_done(step, o.run.keep_last);
   };
 
   const diffusion::ModelFn teacher_fn = [&](const Tensor& x, const Tensor& t) { return teacher.net->forward(x, t); };
@@ -249,12 +249,12 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
     for (int64_t i = 0; i < pool_size; ++i) idx[i] = i;
     if (o.mode == "dynamic")
       for (int64_t i = 0; i < o.batch_size; ++i) {
-        const double u = philox::uniform_at(o.seed ^ kPickStream, static_cast<uint64_t>(step), static_cast<uint64_t>(i));
+        const double u = philox::uniform_at(o.run.seed ^ kPickStream, static_cast<uint64_t>(step), static_cast<uint64_t>(i));
         std::swap(idx[i], idx[i + std::min<int64_t>(pool_size - 1 - i, static_cast<int64_t>(u * (pool_size - i)))]);
       }
     idx.resize(o.batch_size);
     // Finished entries (counter 0) start again from fresh noise at T.
-    const Tensor fresh = diffusion::sample_noise(shape, 0, o.batch_size, o.seed ^ kResetNoise, static_cast<uint64_t>(step));
+    const Tensor fresh = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kResetNoise, static_cast<uint64_t>(step));
     std::vector<int64_t> t(o.batch_size);
     for (int64_t j = 0; j < o.batch_size; ++j) {
       if (pool.t[idx[j]] == 0) {
@@ -264,7 +264,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
       t[j] = pool.t[idx[j]] - 1;  // x is ready to be denoised at schedule index t
     }
     const Tensor x_t = rows_of(pool.x, idx);
-    const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.seed ^ kStepNoise, static_cast<uint64_t>(step));
+    const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kStepNoise, static_cast<uint64_t>(step));
     const TeacherStep target = dkdm_teacher_step(teacher_fn, prediction, teacher.schedule, x_t, t, z);
     DkdmLossParts parts;
     Tensor loss = dkdm_loss(student.forward(x_t, diffusion::model_time(teacher.schedule, t)), target, teacher.schedule,
@@ -282,20 +282,20 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
     mse_sum += parts.mse;
     vb_sum += parts.vb;
     ++window;
-    if (step % o.log_every == 0 || step == o.steps) {
+    if (step % o.run.log_every == 0 || step == o.steps) {
       char fields[128];
       std::snprintf(fields, sizeof fields, "loss %.5f (mse %.5f, vb %.5f)", loss_sum / window, mse_sum / window,
                     vb_sum / window);
-      const double rate = progress.report(step, window, fields, o.quiet);
+      const double rate = progress.report(step, window, fields, o.run.quiet);
       run.log_metrics(step, {{"loss", loss_sum / window}, {"mse", mse_sum / window}, {"vb", vb_sum / window},
                              {"steps_per_s", rate}});
       loss_sum = mse_sum = vb_sum = 0;
       window = 0;
     }
-    const bool stop = interrupt.requested() || step == o.stop_after;
-    if (step % o.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
+    const bool stop = interrupt.requested() || step == o.run.stop_after;
+    if (step % o.run.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
     if (stop) {
-      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
       result.interrupted = true;
       break;
     }

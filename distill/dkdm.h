@@ -21,6 +21,8 @@
 
 #include <cstdint>
 #include <string>
+
+#include "diffusion/run_folder.h"
 #include <vector>
 
 #include "diffusion/gaussian.h"
@@ -47,7 +49,6 @@ Tensor dkdm_loss(const Tensor& student_out, const TeacherStep& teacher, const di
 struct DkdmOptions {
   std::string teacher;
   std::string student_model = "dkdm-mnist-student";  // preset or JSON config (any architecture)
-  std::string run_dir = "runs/dkdm";
   std::string mode = "dynamic";  // or "iterative", "shuffled" (the paper's ablations)
   double rho = 0.02;             // pool factor (the paper: 0.4)
   int64_t batch_size = 64;
@@ -55,13 +56,7 @@ struct DkdmOptions {
   double lr = 1e-4;              // AdamW, weight decay 0, no anneal
   double ema = 0.999;
   int64_t prepare_batch = 256;   // teacher batch while preparing the pool
-  uint64_t seed = 0;
-  int64_t log_every = 50;
-  int64_t checkpoint_every = 500;
-  int64_t keep_last = 2;
-  bool resume = false;
-  bool quiet = false;
-  int64_t stop_after = 0;  // tests: stop as Ctrl-C would after this step
+  diffusion::RunControl run{"runs/dkdm"};  // folder, seed, cadence, resume
 };
 
 struct DkdmResult {

@@ -103,7 +103,7 @@ std::string student_file(const fs::path& dir, int64_t steps) {
 ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const data::ImageDataset& train_set,
                                            StageObjective* objective) {
   const std::string method = objective ? objective->method() : "progressive";
-  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0 && o.checkpoint_every > 0 && o.log_every > 0,
+  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0 && o.run.checkpoint_every > 0 && o.run.log_every > 0,
            "distill progressive: --updates, --batch, --checkpoint-every and --log-every must be positive");
   DK_CHECK(o.end_steps >= 1 && o.start_steps > o.end_steps && (o.start_steps % o.end_steps) == 0 &&
                std::has_single_bit(static_cast<uint64_t>(o.start_steps / o.end_steps)),
@@ -122,13 +122,13 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       {"method", method}, {"objective", objective ? objective->settings() : nlohmann::json()}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
       {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage}, {"batch", o.batch_size},
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
-      {"pad_to", o.pad_to}, {"seed", o.seed}};
-  diffusion::RunFolder run(o.run_dir, settings,
+      {"pad_to", o.pad_to}, {"seed", o.run.seed}};
+  diffusion::RunFolder run(o.run.dir, settings,
                            {"method", "objective", "teacher", "data", "start_steps", "end_steps", "updates_per_stage",
                             "batch", "pad_to", "seed"},
-                           o.resume, o.quiet);
+                           o.run.resume, o.run.quiet);
   fs::create_directories(run.dir() / "students");
-  data::BatchLoader loader(train_set, {o.batch_size, o.seed, false, o.pad_to});
+  data::BatchLoader loader(train_set, {o.batch_size, o.run.seed, false, o.pad_to});
   DK_CHECK(loader.image_size() == config.image_size && train_set.channels == config.in_channels, "distill: dataset ",
            train_set.source, " gives ", train_set.channels, "x", loader.image_size(), " images, the teacher ", o.teacher,
            " expects ", config.in_channels, "x", config.image_size, " (use --pad-to)");
@@ -162,7 +162,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
                              {"loader_epoch", std::to_string(pos.epoch)},
                              {"loader_index", std::to_string(pos.index)}});
     if (objective) objective->save(folder.string());
-    run.checkpoint_done(step, o.keep_last);
+    run.checkpoint_done(step, o.run.keep_last);
   };
 
   int64_t start = 0;
@@ -184,7 +184,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   ProgressiveResult result;
   for (int64_t k = 0; k < stages && (k + 1) * o.updates_per_stage <= start; ++k)
     result.students.push_back(student_file(run.dir(), student_steps(k)));
-  if (!o.quiet)
+  if (!o.run.quiet)
     std::printf("distill %s: %s (%s-prediction), %lld -> %lld steps in %lld stages of %lld updates, "
                 "batch %lld, loss %s; %s at step %lld of %lld\n",
                 method.c_str(), o.teacher.c_str(), original.spec.prediction.c_str(), static_cast<long long>(o.start_steps),
@@ -212,10 +212,10 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     const int64_t b = o.batch_size, first = (step - 1) * b;
     std::vector<int64_t> i(b);
     for (int64_t j = 0; j < b; ++j)  // i ~ U{1..N}, keyed by (seed, step, j)
-      i[j] = 1 + std::min<int64_t>(n - 1, static_cast<int64_t>(philox::uniform_at(o.seed ^ kStepStream, 0, first + j) * n));
+      i[j] = 1 + std::min<int64_t>(n - 1, static_cast<int64_t>(philox::uniform_at(o.run.seed ^ kStepStream, 0, first + j) * n));
     const PdTimes times = pd_times(schedule.steps(), n, i);
     const Shape sample_shape(x.shape().begin() + 1, x.shape().end());
-    const Tensor eps = diffusion::sample_noise(sample_shape, first, b, o.seed ^ kNoiseStream, 0);
+    const Tensor eps = diffusion::sample_noise(sample_shape, first, b, o.run.seed ^ kNoiseStream, 0);
     const Coefficients c = grid_coefficients(schedule, times.t, x);
     const Tensor z_t = c.signal * x + c.noise * eps;
     const PdTarget target = progressive_target(teacher_fn, prediction, schedule, z_t, times);
@@ -236,12 +236,12 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     for (const auto& [name, v] : parts) part_sums[name] += v;
     loss_sum += value;
     ++window;
-    if (step % o.log_every == 0 || within == o.updates_per_stage) {
+    if (step % o.run.log_every == 0 || within == o.updates_per_stage) {
       char fields[160];
       std::snprintf(fields, sizeof fields, "stage %lld/%lld (%lld -> %lld steps)  loss %.5f  lr %.2e",
                     static_cast<long long>(stage + 1), static_cast<long long>(stages), static_cast<long long>(2 * n),
                     static_cast<long long>(n), loss_sum / window, lr);
-      const double rate = progress.report(step, window, fields, o.quiet);
+      const double rate = progress.report(step, window, fields, o.run.quiet);
       std::vector<std::pair<std::string, double>> row = {{"stage", static_cast<double>(stage + 1)},
                                                           {"student_steps", static_cast<double>(n)},
                                                           {"loss", loss_sum / window}};
@@ -252,20 +252,20 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       loss_sum = 0;
       window = 0;
     }
-    const bool stop = interrupt.requested() || step == o.stop_after;
+    const bool stop = interrupt.requested() || step == o.run.stop_after;
     if (within == o.updates_per_stage) {  // the stage's student, then the checkpoint that points past it
       const std::string file = student_file(run.dir(), n);
       save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",
                            {{"method", method}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
       result.students.push_back(file);
-      if (!o.quiet) std::printf("stage %lld done: %lld-step student in %s\n", static_cast<long long>(stage + 1),
+      if (!o.run.quiet) std::printf("stage %lld done: %lld-step student in %s\n", static_cast<long long>(stage + 1),
                                 static_cast<long long>(n), file.c_str());
       save_checkpoint(step);
-    } else if (step % o.checkpoint_every == 0 || stop) {
+    } else if (step % o.run.checkpoint_every == 0 || stop) {
       save_checkpoint(step);
     }
     if (stop) {
-      if (!o.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
       result.interrupted = true;
       break;
     }

@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "diffusion/run_folder.h"
 #include <vector>
 
 #include "data/dataset.h"
@@ -57,7 +59,6 @@ Tensor progressive_loss(const std::string& kind, const Tensor& student_out, diff
 struct ProgressiveOptions {
   std::string teacher;  // model file (diffkd train's model.safetensors)
   std::string dataset = "mnist";
-  std::string run_dir = "runs/progressive";
   int64_t start_steps = 128;  // the teacher's DDIM steps on the trailing grid; the first student has half
   int64_t end_steps = 1;
   int64_t updates_per_stage = 2000;
@@ -67,13 +68,7 @@ struct ProgressiveOptions {
   std::string loss = "snr-trunc";
   double grad_clip = 1.0;
   int64_t pad_to = 0;
-  uint64_t seed = 0;
-  int64_t log_every = 50;
-  int64_t checkpoint_every = 500;
-  int64_t keep_last = 2;
-  bool resume = false;
-  bool quiet = false;
-  int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
+  diffusion::RunControl run{"runs/progressive"};  // folder, seed, cadence, resume
 };
 
 // What a halving stage trains the student on, one step at a time. PD's own objective is

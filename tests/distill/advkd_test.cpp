@@ -40,16 +40,16 @@ AdvKdOptions tiny_advkd(const std::string& dir) {
   AdvKdOptions o;
   o.teacher = tiny_teacher();
   o.trajectories = tiny_trajectories();
-  o.run_dir = dir;
+  o.run.dir = dir;
   o.epochs = 2;
   o.batch_size = 8;
   o.lr = 1e-3;
   o.ndf = 4;
   o.max_channels = 8;
   o.hidden = 8;
-  o.log_every = 1;
-  o.checkpoint_every = 5;
-  o.quiet = true;
+  o.run.log_every = 1;
+  o.run.checkpoint_every = 5;
+  o.run.quiet = true;
   return o;
 }
 
@@ -142,10 +142,10 @@ TEST(AdvKd, ResumedRunIsBitIdentical) {
   train_advkd(a);
   AdvKdOptions b = tiny_advkd(split);
   b.epochs = 1;
-  b.stop_after = 9;  // mid stage 2
+  b.run.stop_after = 9;  // mid stage 2
   train_advkd(b);
-  b.stop_after = 0;
-  b.resume = true;
+  b.run.stop_after = 0;
+  b.run.resume = true;
   train_advkd(b);
   expect_same_tensors(straight + "/generator.safetensors", split + "/generator.safetensors");
 }

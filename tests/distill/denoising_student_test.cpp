@@ -52,16 +52,16 @@ StudentOptions tiny_student(const std::string& pairs, const std::string& run) {
   StudentOptions s;
   s.teacher = tiny_teacher();
   s.pairs = pairs;
-  s.run_dir = run;
+  s.run.dir = run;
   s.steps = 60;
   s.batch_size = 16;
   s.lr = 1e-3;
   s.warmup = 5;
   s.ema = 0.8;
   s.eval_every = 20;
-  s.log_every = 5;
-  s.checkpoint_every = 7;
-  s.quiet = true;
+  s.run.log_every = 5;
+  s.run.checkpoint_every = 7;
+  s.run.quiet = true;
   return s;
 }
 
@@ -104,12 +104,12 @@ TEST(DenoisingStudent, ResumedTrainingIsBitIdentical) {
   train_denoising_student(straight);
   StudentOptions split = tiny_student(pairs, fresh_test_dir("ds_split"));
   split.steps = 25;
-  split.stop_after = 11;  // past a checkpoint (7), before an evaluation (20)
+  split.run.stop_after = 11;  // past a checkpoint (7), before an evaluation (20)
   train_denoising_student(split);
-  split.stop_after = 0;
-  split.resume = true;
+  split.run.stop_after = 0;
+  split.run.resume = true;
   train_denoising_student(split);
-  expect_same_tensors(straight.run_dir + "/student.safetensors", split.run_dir + "/student.safetensors");
+  expect_same_tensors(straight.run.dir + "/student.safetensors", split.run.dir + "/student.safetensors");
 }
 
 }  // namespace

@@ -79,15 +79,15 @@ inline distill::ProgressiveOptions tiny_pd(const std::string& dir, int64_t updat
   distill::ProgressiveOptions o;
   o.teacher = tiny_teacher();
   o.dataset = "synthetic";
-  o.run_dir = dir;
+  o.run.dir = dir;
   o.start_steps = 4;
   o.end_steps = 1;
   o.updates_per_stage = updates;
   o.batch_size = 8;
   o.lr = 5e-4;
-  o.log_every = 1;
-  o.checkpoint_every = 3;
-  o.quiet = true;
+  o.run.log_every = 1;
+  o.run.checkpoint_every = 3;
+  o.run.quiet = true;
   return o;
 }
 

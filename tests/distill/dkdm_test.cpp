@@ -19,16 +19,16 @@ DkdmOptions tiny_dkdm(const std::string& dir) {
   DkdmOptions o;
   o.teacher = tiny_teacher_100();  // T = 100: the pool walks every step
   o.student_model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
-  o.run_dir = dir;
+  o.run.dir = dir;
   o.rho = 0.04;  // round(0.04 * 100) * 4 = 16 states
   o.batch_size = 4;
   o.steps = 40;
   o.lr = 2e-3;
   o.ema = 0.9;
   o.prepare_batch = 16;
-  o.log_every = 1;
-  o.checkpoint_every = 5;
-  o.quiet = true;
+  o.run.log_every = 1;
+  o.run.checkpoint_every = 5;
+  o.run.quiet = true;
   return o;
 }
 
@@ -74,7 +74,7 @@ TEST(Dkdm, FinishedStatesRestartFromNoiseAtT) {
   DkdmOptions o = tiny_dkdm(dir);
   o.mode = "shuffled";
   o.steps = 2;
-  o.checkpoint_every = 1;
+  o.run.checkpoint_every = 1;
   dkdm_distillation(o);
   EXPECT_EQ(counters(dir + "/checkpoints/step-0000001/pool.safetensors"), (std::vector<int64_t>{99, 0, 1, 49}));
   EXPECT_EQ(counters(dir + "/checkpoints/step-0000002/pool.safetensors"), (std::vector<int64_t>{98, 99, 0, 48}));
@@ -106,10 +106,10 @@ TEST(Dkdm, ResumedRunIsBitIdentical) {
   dkdm_distillation(a);
   DkdmOptions b = tiny_dkdm(split);
   b.steps = 12;
-  b.stop_after = 7;
+  b.run.stop_after = 7;
   dkdm_distillation(b);
-  b.stop_after = 0;
-  b.resume = true;
+  b.run.stop_after = 0;
+  b.run.resume = true;
   dkdm_distillation(b);
   expect_same_tensors(straight + "/student.safetensors", split + "/student.safetensors");
   expect_same_tensors(straight + "/checkpoints/step-0000012/pool.safetensors",

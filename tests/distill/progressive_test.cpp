@@ -101,11 +101,11 @@ TEST(Progressive, ResumedRunIsBitIdentical) {
   // Stop mid-stage (step 3 of 5), resume, stop at the stage boundary (step 5), resume to the end.
   ProgressiveOptions part = tiny_pd(split, 5);
   for (const int64_t stop_at : {3, 5}) {
-    part.stop_after = stop_at;
+    part.run.stop_after = stop_at;
     progressive_distillation(part, tiny_images());
-    part.resume = true;
+    part.run.resume = true;
   }
-  part.stop_after = 0;
+  part.run.stop_after = 0;
   const ProgressiveResult r = progressive_distillation(part, tiny_images());
   ASSERT_EQ(r.students.size(), 2u);
   for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"})

@@ -75,10 +75,10 @@ TEST(RddMethod, ResumedRunIsBitIdentical) {
   }
   ProgressiveOptions part = tiny_rdd_run(split, 5);
   for (const int64_t stop_at : {4, 0}) {  // stop mid-stage after a checkpoint's step + 1, then finish
-    part.stop_after = stop_at;
+    part.run.stop_after = stop_at;
     RddObjective objective(tiny_rdd());
     progressive_distillation(part, tiny_images(), &objective);
-    part.resume = true;
+    part.run.resume = true;
   }
   for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"})
     expect_same_tensors(straight + "/" + file, split + "/" + file);
