@@ -212,6 +212,7 @@ int run_distill() {
   p.loss = opts.pd_loss;
   p.pad_to = opts.pad_to;
   const data::ImageDataset train_set = data::load_dataset(opts.data, data::Split::Train);
+  p.horizontal_flip = train_set.channels == 3;  // as `train`: colour images (CIFAR) flip, digits never
   std::unique_ptr<distill::RddObjective> objective;
   if (rdd) {
     distill::RddOptions r;

@@ -22,6 +22,7 @@ LoadedModel load_diffusion_model(const std::string& path) {
     m.image_size = nn::metadata_int(file.metadata, "image_size", path);
     m.image_channels = m.generator->config().image_channels;
     m.quantise_noise = nn::metadata_int(file.metadata, "quantise_noise", path) != 0;
+    m.stages_trained = nn::metadata_int(file.metadata, "stages_trained", path);
     m.spec = DiffusionSpec::from_json(file.metadata.at("diffusion"), path);
     m.schedule = NoiseSchedule::named(m.spec.schedule, m.spec.timesteps);
     return m;
@@ -45,7 +46,9 @@ LoadedModel load_diffusion_model(const std::string& path) {
 Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction prediction, const NoiseSchedule& schedule,
                       const Tensor& x_T) {
   const int64_t last = schedule.steps() - 1;
-  const Tensor out = net.forward(x_T, model_time(schedule, std::vector<int64_t>(x_T.size(0), last)));
+  Tensor out = net.forward(x_T, model_time(schedule, std::vector<int64_t>(x_T.size(0), last)));
+  // A learned-range network's variance channels are not part of the image.
+  if (out.size(1) == 2 * x_T.size(1)) out = narrow(out, 1, 0, x_T.size(1));
   if (form == "residual") return x_T - out;
   DK_CHECK(form == "x0", "one-step generator: unknown form '", form, "' (expected residual or x0)");
   return denoise(out, prediction, x_T, coefficients(schedule, std::vector<int64_t>(x_T.size(0), last), x_T)).x0;
@@ -58,6 +61,8 @@ Tensor generate_adversarial(LoadedModel& model, int64_t first, int64_t count, in
                             const std::function<void(const GenerateProgress&)>& on_batch) {
   NoGradGuard no_grad;
   const nn::StagedGeneratorConfig& g = model.generator->config();
+  DK_CHECK(model.stages_trained == g.stages(), model.path, ": the generator has trained ", model.stages_trained, " of its ",
+           g.stages(), " stages; its last stage is untrained (finish the run with --resume)");
   const Shape shape{model.image_channels, model.image_size, model.image_size};
   const int64_t last = g.stages() - 1, size = g.resolutions.back(), margin = (size - model.image_size) / 2;
   TensorList parts;

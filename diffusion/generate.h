@@ -30,6 +30,7 @@ struct LoadedModel {
   std::unique_ptr<nn::StagedGenerator> generator;
   int64_t image_size = 0, image_channels = 0;
   bool quantise_noise = true;
+  int64_t stages_trained = 0;  // of the generator's stages: sampling needs all
 };
 
 // A one-step generator's image from noise x_T (Luhman & Luhman: the network at the fixed time

@@ -38,8 +38,9 @@ void truncate_metrics(const fs::path& dir, int64_t step, std::vector<std::pair<d
     std::string line, kept, header;
     while (std::getline(rows, line)) {
       if (line.empty()) continue;
-      if (line[0] == '{') {
-        if (json::parse(line).at("step").get<int64_t>() <= step) kept += line + "\n";
+      if (line[0] == '{') {  // a line cut short by a killed run is dropped
+        const json row = json::parse(line, nullptr, false);
+        if (!row.is_discarded() && row.contains("step") && row.at("step").get<int64_t>() <= step) kept += line + "\n";
         continue;
       }
       if (!std::isdigit(static_cast<unsigned char>(line[0]))) {  // the CSV header
@@ -47,7 +48,10 @@ void truncate_metrics(const fs::path& dir, int64_t step, std::vector<std::pair<d
         kept += line + "\n";
         continue;
       }
-      if (std::stoll(line) > step) continue;
+      if (header.empty() || std::count(line.begin(), line.end(), ',') + 1 !=
+                                std::count(header.begin(), header.end(), ',') + 1 ||
+          std::stoll(line) > step)
+        continue;  // past the checkpoint, or cut short
       kept += line + "\n";
       // loss.png follows the "loss" column.
       std::vector<std::string> names, cells;
@@ -74,6 +78,12 @@ void check_resumed_settings(const fs::path& path, const json& now, const std::ve
              "; resume with the run's settings or start a new run folder");
     if (!quiet) std::printf("resume: %s changed from %s to %s\n", key.c_str(), was.at(key).dump().c_str(), value.dump().c_str());
   }
+}
+
+void RunControl::check(const std::string& who) const {
+  DK_CHECK(log_every > 0 && checkpoint_every > 0 && keep_last > 0, who,
+           ": --log-every, --checkpoint-every and --keep-last must be positive (keep-last 0 would delete the "
+           "checkpoint a resume needs)");
 }
 
 RunFolder::RunFolder(const std::string& dir, const json& settings, const std::vector<std::string>& fixed,

@@ -35,6 +35,8 @@ struct RunControl {
   bool resume = false;
   bool quiet = false;      // no progress lines (tests)
   int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
+  // One line naming the bad flag (`who` is the command, e.g. "distill dkdm").
+  void check(const std::string& who) const;
 };
 
 class RunFolder {

@@ -70,8 +70,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 int64_t stage_target_step(int64_t k, int64_t stages, int64_t steps) {
-  if (stages == 1) return steps;
-  return 1 + static_cast<int64_t>(std::llround(static_cast<double>(k) * (steps - 1) / (stages - 1)));
+  // The official 11 stages of a 1000-step run: after the steps at t = 999, 899, ..., 99 (steps 1,
+  // 101, ..., 901), then the final sample.
+  if (k == stages - 1) return steps;
+  return 1 + k * steps / (stages - 1);
 }
 
 namespace {
@@ -166,8 +168,8 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
 }
 
 AdvKdResult train_advkd(const AdvKdOptions& o) {
-  DK_CHECK(o.epochs > 0 && o.batch_size > 1 && o.run.log_every > 0 && o.run.checkpoint_every > 0,
-           "distill advkd: --epochs, --batch (> 1: BatchNorm), --log-every and --checkpoint-every must be positive");
+  o.run.check("distill advkd");
+  DK_CHECK(o.epochs > 0 && o.batch_size > 1, "distill advkd: --epochs and --batch (> 1: BatchNorm) must be positive");
   const fs::path dir(o.trajectories);
   const json set = read_json(dir / "trajectories.json");
   const nn::StagedGeneratorConfig g = nn::StagedGeneratorConfig::from_json(set.at("generator").dump(), o.trajectories);

@@ -54,7 +54,9 @@ struct TrajectoryOptions {
   uint64_t seed = 0;
   bool quiet = false;
 };
-// Which sampler step (1-based, of `steps`) ends stage k's target, for `stages` stages.
+// Which sampler step (1-based, of `steps`) ends stage k's target, for `stages` stages:
+// 1 + k steps / (stages - 1), and the last stage the final sample. One batch size for every stage:
+// the official drops to 32 and 16 only at 128 and 256 pixels.
 int64_t stage_target_step(int64_t k, int64_t stages, int64_t steps);
 int64_t generate_trajectories(const TrajectoryOptions& options);
 

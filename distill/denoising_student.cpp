@@ -31,6 +31,8 @@ Tensor quantise_target(const Tensor& images) {
   const std::vector<double> values = images.to_vector();
   std::vector<double> bytes(values.size());
   for (size_t i = 0; i < values.size(); ++i) {
+    DK_CHECK(std::isfinite(values[i]), "denoising student: the teacher produced a non-finite pixel (", values[i],
+             "); is the teacher checkpoint sound?");
     // In float32 and truncated, as the official float_to_image: astype('uint8') of x*127.5 + 127.5.
     const float clipped = std::clamp(static_cast<float>(values[i]), -1.0f, 1.0f);
     bytes[i] = static_cast<double>(static_cast<uint8_t>(clipped * 127.5f + 127.5f));
@@ -204,9 +206,14 @@ std::vector<int64_t> epoch_order(const PairSet& set, uint64_t seed, int64_t epoc
 }  // namespace
 
 StudentResult train_denoising_student(const StudentOptions& o) {
-  DK_CHECK(o.steps > 0 && o.batch_size > 0 && o.eval_every > 0 && o.run.log_every > 0 && o.run.checkpoint_every > 0,
-           "distill student: --steps, --batch, --eval-every, --log-every and --checkpoint-every must be positive");
+  o.run.check("distill student");
+  DK_CHECK(o.steps > 0 && o.batch_size > 0 && o.eval_every > 0,
+           "distill student: --steps, --batch and --eval-every must be positive");
   const PairSet pairs = load_pairs(o.pairs);
+  const std::string pairs_teacher = pairs.settings.value("teacher", "");
+  DK_CHECK(fs::exists(pairs_teacher) && fs::equivalent(pairs_teacher, o.teacher), o.pairs,
+           "/pairs.json: the pairs come from the teacher ", pairs_teacher, ", not ", o.teacher,
+           " (the student starts from the teacher it distils)");
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
   const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
   nn::UNetConfig config = teacher.net->config();

@@ -66,6 +66,11 @@ Tensor dkdm_loss(const Tensor& student_out, const TeacherStep& teacher, const di
   return mean(total);
 }
 
+std::string dkdm_pool_identity(const DkdmOptions& o, int64_t size, const Shape& shape, int64_t steps) {
+  return nlohmann::json{{"teacher", o.teacher}, {"mode", o.mode}, {"size", size}, {"shape", shape},
+                        {"steps", steps}, {"seed", o.run.seed}}.dump();
+}
+
 namespace {
 
 constexpr uint64_t kPoolNoise = 8101, kStopStream = 8102, kPickStream = 8103, kResetNoise = 8104, kStepNoise = 8105;
@@ -100,6 +105,10 @@ Tensor rows_of(const Tensor& all, const std::vector<int64_t>& idx) {
 void write_rows(Tensor& all, const std::vector<int64_t>& idx, const Tensor& rows) {
   const Tensor src = contiguous(to_dtype(rows, all.dtype()));
   const int64_t row = all.numel() / all.size(0);
+  DK_CHECK(src.size(0) == static_cast<int64_t>(idx.size()) && src.numel() == src.size(0) * row,
+           "dkdm pool: writing ", src.size(0), " rows of ", src.numel() / std::max<int64_t>(1, src.size(0)),
+           " values into rows of ", row);
+  for (int64_t i : idx) DK_CHECK(i >= 0 && i < all.size(0), "dkdm pool: row ", i, " outside 0..", all.size(0) - 1);
   for (size_t j = 0; j < idx.size(); ++j)
     std::copy(src.data<float>() + j * row, src.data<float>() + (j + 1) * row, all.data<float>() + idx[j] * row);
 }
@@ -117,8 +126,12 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
   Pool pool;
   int64_t c = T;  // every entry with stop < c still has to step from c to c - 1
   nn::Metadata meta;
+  const std::string identity = dkdm_pool_identity(o, size, shape, T);
   if (fs::exists(path)) {
     pool = load_pool(path, &meta);
+    DK_CHECK(meta.count("pool") && meta.at("pool") == identity, path, " was prepared for another run (",
+             meta.count("pool") ? meta.at("pool") : std::string("no identity"), "; this one: ", identity,
+             "): delete it or use another --run-dir");
     c = nn::metadata_int(meta, "prepared_to", path);
     if (c <= 1 || o.mode == "iterative") return 0;
   } else {
@@ -149,7 +162,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
       done += static_cast<int64_t>(idx.size());
     }
     const bool report = c % 50 == 0 || c == 2;
-    if (report || c % 100 == 0) save_pool(path, pool, {{"prepared_to", std::to_string(c - 1)}});
+    if (report || c % 100 == 0) save_pool(path, pool, {{"prepared_to", std::to_string(c - 1)}, {"pool", identity}});
     if (report && !o.run.quiet) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("  pool: t = %lld, %lld/%lld teacher steps  %.2f ms/step  ETA %s\n", static_cast<long long>(c - 1),
@@ -158,7 +171,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
       std::fflush(stdout);
     }
   }
-  save_pool(path, pool, {{"prepared_to", "1"}});
+  save_pool(path, pool, {{"prepared_to", "1"}, {"pool", identity}});
   return evaluations;
 }
 
@@ -167,8 +180,8 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
 DkdmResult dkdm_distillation(const DkdmOptions& o) {
   DK_CHECK(o.mode == "dynamic" || o.mode == "iterative" || o.mode == "shuffled", "distill dkdm: unknown --mode '",
            o.mode, "' (expected dynamic, iterative or shuffled)");
-  DK_CHECK(o.batch_size > 0 && o.steps > 0 && o.rho > 0 && o.run.log_every > 0 && o.run.checkpoint_every > 0,
-           "distill dkdm: --batch, --steps, --rho, --log-every and --checkpoint-every must be positive");
+  o.run.check("distill dkdm");
+  DK_CHECK(o.batch_size > 0 && o.steps > 0 && o.rho > 0, "distill dkdm: --batch, --steps and --rho must be positive");
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
   const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
   const int64_t T = teacher.schedule.steps();
@@ -218,6 +231,8 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
     default_generator().seed = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_seed", state));
     default_generator().offset = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_offset", state));
     pool = load_pool((latest->second / "pool.safetensors").string(), nullptr);
+    DK_CHECK(static_cast<int64_t>(pool.t.size()) == pool_size && pool.x.size(1) == shape[0] && pool.x.size(2) == shape[1],
+             (latest->second / "pool.safetensors").string(), ": a pool of ", pool.t.size(), " states, expected ", pool_size);
   }
   const diffusion::DiffusionSpec student_spec{teacher.spec.schedule, teacher.spec.timesteps, "eps"};
   auto save_student = [&](int64_t step) {

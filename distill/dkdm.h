@@ -68,4 +68,9 @@ struct DkdmResult {
 
 DkdmResult dkdm_distillation(const DkdmOptions& options);
 
+// What a prepared pool is (teacher, mode, size, image shape, T, seed), recorded in its file and
+// checked before it is reused: a run killed before its first checkpoint and restarted with other
+// settings must not inherit it.
+std::string dkdm_pool_identity(const DkdmOptions& options, int64_t size, const Shape& shape, int64_t steps);
+
 }  // namespace diffkd::distill

@@ -27,8 +27,14 @@ using diffusion::Prediction;
 PdTimes pd_times(int64_t total_steps, int64_t student_steps, const std::vector<int64_t>& i) {
   DK_CHECK(2 * student_steps <= total_steps, "progressive distillation: a ", student_steps,
            "-step student needs a ", 2 * student_steps, "-step teacher, more than the schedule's ", total_steps);
-  // idx_n(k) = round(k T / n) - 1, the trailing grid, and -1 (clean) at k = 0.
+  // idx_n(k) = round(k T / n) - 1, the trailing grid, and -1 (clean) at k = 0. On RDD's 1025-entry
+  // schedule (T = 1024 plus one) the official grid instead: index k * 1024 / n, k = 0 being index 0
+  // (METHODS.md 4.2), which needs n to divide 1024.
+  const bool rdd_grid = total_steps == 1025;
+  DK_CHECK(!rdd_grid || 1024 % (2 * student_steps) == 0, "progressive distillation: on the 1025-step schedule a ",
+           student_steps, "-step student's grid needs ", 2 * student_steps, " to divide 1024");
   auto idx = [&](int64_t n, int64_t k) {
+    if (rdd_grid) return k * 1024 / n;
     return k == 0 ? int64_t{-1} : static_cast<int64_t>(std::llround(static_cast<double>(k) * total_steps / n)) - 1;
   };
   PdTimes times;
@@ -103,8 +109,8 @@ std::string student_file(const fs::path& dir, int64_t steps) {
 ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const data::ImageDataset& train_set,
                                            StageObjective* objective) {
   const std::string method = objective ? objective->method() : "progressive";
-  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0 && o.run.checkpoint_every > 0 && o.run.log_every > 0,
-           "distill progressive: --updates, --batch, --checkpoint-every and --log-every must be positive");
+  o.run.check("distill progressive");
+  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0, "distill progressive: --updates and --batch must be positive");
   DK_CHECK(o.end_steps >= 1 && o.start_steps > o.end_steps && (o.start_steps % o.end_steps) == 0 &&
                std::has_single_bit(static_cast<uint64_t>(o.start_steps / o.end_steps)),
            "distill progressive: --start-steps (", o.start_steps, ") must be --end-steps (", o.end_steps,
@@ -122,13 +128,13 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       {"method", method}, {"objective", objective ? objective->settings() : nlohmann::json()}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
       {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage}, {"batch", o.batch_size},
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
-      {"pad_to", o.pad_to}, {"seed", o.run.seed}};
+      {"pad_to", o.pad_to}, {"flip", o.horizontal_flip}, {"seed", o.run.seed}};
   diffusion::RunFolder run(o.run.dir, settings,
                            {"method", "objective", "teacher", "data", "start_steps", "end_steps", "updates_per_stage",
                             "batch", "pad_to", "seed"},
                            o.run.resume, o.run.quiet);
   fs::create_directories(run.dir() / "students");
-  data::BatchLoader loader(train_set, {o.batch_size, o.run.seed, false, o.pad_to});
+  data::BatchLoader loader(train_set, {o.batch_size, o.run.seed, o.horizontal_flip, o.pad_to});
   DK_CHECK(loader.image_size() == config.image_size && train_set.channels == config.in_channels, "distill: dataset ",
            train_set.source, " gives ", train_set.channels, "x", loader.image_size(), " images, the teacher ", o.teacher,
            " expects ", config.in_channels, "x", config.image_size, " (use --pad-to)");
@@ -206,7 +212,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   for (int64_t step = start + 1; step <= total; ++step) {
     if ((step - 1) / o.updates_per_stage != stage) begin_stage((step - 1) / o.updates_per_stage);
     const int64_t n = student_steps(stage), within = (step - 1) % o.updates_per_stage + 1;
-    const double lr = lr_schedule.at(within);
+    const double lr = lr_schedule.at(within - 1);  // the stage's first update at the base rate, as PD's step 0
     adam->set_lr(lr);
     const Tensor x = loader.next().images;
     const int64_t b = o.batch_size, first = (step - 1) * b;

@@ -4,7 +4,8 @@
 // A student with N DDIM steps learns to do in one step what its teacher does in two. Time is
 // the PD grid t = i / N, i = 0..N, on the teacher's T-step schedule: schedule index
 // idx_N(i) = round(i T / N) - 1 for i >= 1, and i = 0 is the clean image (a = 1, sigma = 0)
-// (diffusion::trailing_steps; the N-step grid is every other point of the 2N-step one).
+// (diffusion::trailing_steps; the N-step grid is every other point of the 2N-step one). On RDD's
+// 1025-entry schedule, RDD's own grid: index i * 1024 / N, and i = 0 is index 0 (METHODS.md 4.2).
 // For a real image x, eps ~ N(0, I) and i ~ U{1..N}, with t = idx_N(i), t' = idx_2N(2i - 1),
 // t'' = idx_N(i - 1):
 //   z_t   = a_t x + sigma_t eps
@@ -68,6 +69,7 @@ struct ProgressiveOptions {
   std::string loss = "snr-trunc";
   double grad_clip = 1.0;
   int64_t pad_to = 0;
+  bool horizontal_flip = false;  // RDD/PD on CIFAR flip (the CLI follows the data: colour images flip)
   diffusion::RunControl run{"runs/progressive"};  // folder, seed, cadence, resume
 };
 

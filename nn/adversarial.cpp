@@ -98,7 +98,10 @@ NamedTensors StagedGenerator::stage_parameters(int64_t stage) const {
 
 Tensor to_png_bytes(const Tensor& images) {
   std::vector<double> v = images.to_vector();
-  for (double& x : v) x = std::floor(std::clamp((x + 1.0) / 2.0, 0.0, 1.0) * 255.0 + 0.5);
+  for (double& x : v) {
+    DK_CHECK(std::isfinite(x), "to_png_bytes: a non-finite pixel (", x, ")");
+    x = std::floor(std::clamp((x + 1.0) / 2.0, 0.0, 1.0) * 255.0 + 0.5);
+  }
   return from_vector(v, images.shape(), DType::I64);
 }
 

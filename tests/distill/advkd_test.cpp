@@ -55,7 +55,10 @@ AdvKdOptions tiny_advkd(const std::string& dir) {
 
 TEST(AdvKd, TrajectoryTargetsAreTheTeachersOwnSamples) {
   EXPECT_EQ(stage_target_step(0, 3, 6), 1);  // after the first step
+  EXPECT_EQ(stage_target_step(1, 3, 6), 4);
   EXPECT_EQ(stage_target_step(2, 3, 6), 6);  // the final sample
+  EXPECT_EQ(stage_target_step(6, 11, 1000), 601);  // the official: after t = 399
+  EXPECT_EQ(stage_target_step(10, 11, 1000), 1000);
   const auto shard = safetensors::load(tiny_trajectories() + "/trajectories-0000.safetensors");
   EXPECT_EQ(shard.at("states").shape(), (Shape{20, 3, 1, 16, 16}));
   EXPECT_EQ(shard.at("condition").shape(), (Shape{20, 1, 4, 4}));
@@ -144,6 +147,9 @@ TEST(AdvKd, ResumedRunIsBitIdentical) {
   b.epochs = 1;
   b.run.stop_after = 9;  // mid stage 2
   train_advkd(b);
+  // One stage of three trained: the generator refuses to sample from its untrained last stage.
+  diffusion::LoadedModel partial = diffusion::load_diffusion_model(split + "/generator.safetensors");
+  EXPECT_THROW(diffusion::generate(partial, diffusion::SamplerConfig{}, 0, 2, 2, 0), Error);
   b.run.stop_after = 0;
   b.run.resume = true;
   train_advkd(b);

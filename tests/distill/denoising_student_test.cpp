@@ -81,6 +81,10 @@ TEST(DenoisingStudent, PairShardsResumeAndTheStudentBeatsItsInitialisation) {
   // Training lowers the held-out loss below that of the teacher's weights (the first evaluation
   // after 20 steps already moved; step-0 is the initialisation: measured with a 0-step run).
   const StudentResult r = train_denoising_student(tiny_student(pairs, fresh_test_dir("ds_run")));
+  // The student starts from the teacher it distils: pairs of another teacher are refused.
+  StudentOptions wrong = tiny_student(pairs, fresh_test_dir("ds_wrong"));
+  wrong.teacher = tiny_teacher_100();
+  EXPECT_THROW(train_denoising_student(wrong), Error);
   StudentOptions init = tiny_student(pairs, fresh_test_dir("ds_init"));
   init.steps = 1;
   init.lr = 1e-12;  // one step that changes nothing measurable

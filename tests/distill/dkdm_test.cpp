@@ -68,16 +68,32 @@ TEST(Dkdm, FinishedStatesRestartFromNoiseAtT) {
   // A prepared pool of b = 4 states at counters 0, 1, 2, 50 ("shuffled": all used every step).
   std::filesystem::create_directories(dir);
   Generator gen(1);
-  safetensors::save(dir + "/pool.safetensors",
-                    {{"x", randn({4, 1, 8, 8}, gen)}, {"t", from_vector({0, 1, 2, 50}, {4}, DType::I64)}},
-                    {{"prepared_to", "1"}});
   DkdmOptions o = tiny_dkdm(dir);
   o.mode = "shuffled";
+  safetensors::save(dir + "/pool.safetensors",
+                    {{"x", randn({4, 1, 8, 8}, gen)}, {"t", from_vector({0, 1, 2, 50}, {4}, DType::I64)}},
+                    {{"prepared_to", "1"}, {"pool", dkdm_pool_identity(o, 4, {1, 8, 8}, 100)}});
   o.steps = 2;
   o.run.checkpoint_every = 1;
   dkdm_distillation(o);
   EXPECT_EQ(counters(dir + "/checkpoints/step-0000001/pool.safetensors"), (std::vector<int64_t>{99, 0, 1, 49}));
   EXPECT_EQ(counters(dir + "/checkpoints/step-0000002/pool.safetensors"), (std::vector<int64_t>{98, 99, 0, 48}));
+}
+
+TEST(Dkdm, APoolFromAnotherRunIsRefused) {
+  const std::string dir = fresh_test_dir("dkdm_stale_pool");
+  DkdmOptions o = tiny_dkdm(dir);
+  o.steps = 1;
+  dkdm_distillation(o);  // prepares a pool of 16
+  std::filesystem::remove_all(dir + "/checkpoints");
+  std::filesystem::remove(dir + "/latest.json");  // as a run killed before its first checkpoint
+  o.batch_size = 2;                               // ... restarted with another batch: a pool of 8
+  try {
+    dkdm_distillation(o);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("was prepared for another run"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Dkdm, LossFallsAndTheStudentSamples) {

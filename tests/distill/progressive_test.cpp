@@ -67,6 +67,22 @@ TEST(ProgressiveGolden, TargetAndLossesMatchPyTorch) {
   }
 }
 
+TEST(Progressive, RddsOwnGridOnThe1025StepSchedule) {
+  // METHODS.md 4.2: a 4-step student on T = 1024 (+1) at indices i * 256, and i = 0 is index 0.
+  const PdTimes times = pd_times(1025, 4, {1, 2, 3, 4});
+  EXPECT_EQ(times.t, (std::vector<int64_t>{256, 512, 768, 1024}));
+  EXPECT_EQ(times.t_mid, (std::vector<int64_t>{128, 384, 640, 896}));
+  EXPECT_EQ(times.t_next, (std::vector<int64_t>{0, 256, 512, 768}));
+  EXPECT_THROW(pd_times(1025, 3, {1}), Error);  // 6 does not divide 1024
+  EXPECT_EQ(pd_times(1000, 4, {1}).t_next, (std::vector<int64_t>{-1}));  // the trailing grid: clean
+}
+
+TEST(Progressive, KeepLastZeroIsRefusedBeforeAnyWork) {
+  ProgressiveOptions o = tiny_pd(fresh_test_dir("pd_keep0"), 2);
+  o.run.keep_last = 0;
+  EXPECT_THROW(progressive_distillation(o, tiny_images()), Error);
+}
+
 // Mean squared distance between a model's samples and the teacher's 4-step samples, same noise.
 double distance_to_teacher(const std::string& model_path, const diffusion::SamplerConfig& sampler) {
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(tiny_teacher());
