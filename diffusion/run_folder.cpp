@@ -19,9 +19,7 @@ namespace diffkd::diffusion {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-json read_json(const fs::path& path) {
+json read_json_file(const fs::path& path) {
   try {
     std::ifstream in(path);
     return json::parse(in);
@@ -29,6 +27,8 @@ json read_json(const fs::path& path) {
     fail(path.string(), ": unreadable (", e.what(), ")");
   }
 }
+
+namespace {
 
 // Keeps the metrics rows up to `step`: later ones belong to steps that will be redone.
 void truncate_metrics(const fs::path& dir, int64_t step, std::vector<std::pair<double, double>>& losses) {
@@ -70,7 +70,7 @@ void truncate_metrics(const fs::path& dir, int64_t step, std::vector<std::pair<d
 
 void check_resumed_settings(const fs::path& path, const json& now, const std::vector<std::string>& fixed,
                             bool quiet) {
-  const json was = read_json(path);
+  const json was = read_json_file(path);
   for (const auto& [key, value] : now.items()) {
     if (!was.contains(key) || was.at(key) == value) continue;
     DK_CHECK(std::find(fixed.begin(), fixed.end(), key) == fixed.end(), "--resume: ", path.string(), " records ", key,
@@ -95,7 +95,7 @@ RunFolder::RunFolder(const std::string& dir, const json& settings, const std::ve
   fs::create_directories(dir_ / "checkpoints");
   if (resume && fs::exists(latest)) {
     if (fs::exists(settings_path)) check_resumed_settings(settings_path, settings, fixed, quiet);
-    const json j = read_json(latest);
+    const json j = read_json_file(latest);
     try {
       latest_ = {{j.at("step").get<int64_t>(), dir_ / "checkpoints" / j.at("checkpoint").get<std::string>()}};
     } catch (const json::exception& e) {

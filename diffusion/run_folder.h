@@ -90,6 +90,8 @@ class InterruptGuard {
 };
 
 std::string format_duration(double seconds);  // "1h05m", "3m07s"
+// A JSON file; one-line error naming it when unreadable.
+nlohmann::json read_json_file(const std::filesystem::path& path);
 std::string step_folder_name(int64_t step);   // "step-0000120"
 
 }  // namespace diffkd::diffusion

@@ -16,6 +16,7 @@
 #include "diffusion/generate.h"
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
+#include "distill/common.h"
 #include "nn/atomic_file.h"
 #include "nn/checkpoint.h"
 #include "nn/presets.h"
@@ -84,15 +85,6 @@ std::string shard_name(const fs::path& dir, int64_t k) {
   return (dir / name).string();
 }
 
-json read_json(const fs::path& path) {
-  try {
-    std::ifstream in(path);
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path.string(), ": unreadable (", e.what(), ")");
-  }
-}
-
 }  // namespace
 
 int64_t generate_trajectories(const TrajectoryOptions& o) {
@@ -112,7 +104,7 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
   const fs::path dir(o.dir);
   fs::create_directories(dir);
   if (fs::exists(dir / "trajectories.json")) {
-    const json was = read_json(dir / "trajectories.json");
+    const json was = diffusion::read_json_file(dir / "trajectories.json");
     DK_CHECK(was == settings, (dir / "trajectories.json").string(), " describes another trajectory set (", was.dump(),
              "); use another folder");
   } else {
@@ -171,7 +163,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
   o.run.check("distill advkd");
   DK_CHECK(o.epochs > 0 && o.batch_size > 1, "distill advkd: --epochs and --batch (> 1: BatchNorm) must be positive");
   const fs::path dir(o.trajectories);
-  const json set = read_json(dir / "trajectories.json");
+  const json set = diffusion::read_json_file(dir / "trajectories.json");
   const nn::StagedGeneratorConfig g = nn::StagedGeneratorConfig::from_json(set.at("generator").dump(), o.trajectories);
   const int64_t count = set.at("count").get<int64_t>(), shard_size = set.at("shard_size").get<int64_t>();
   const int64_t stages = g.stages();
@@ -275,17 +267,14 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     // The batch: position within the stage's epoch order, keyed by (seed, stage, epoch).
     const int64_t stage_start = stage == 0 ? 0 : stage_end[stage - 1];
     const int64_t within = step - stage_start - 1, epoch = within / batches, b = within % batches;
-    std::vector<int64_t> order(count);
-    for (int64_t i = 0; i < count; ++i) order[i] = i;
-    for (int64_t i = count - 1; i > 0; --i) {
-      const double u = philox::uniform_at(o.run.seed ^ 0xadf, static_cast<uint64_t>(stage * 100000 + epoch), static_cast<uint64_t>(i));
-      std::swap(order[i], order[std::min<int64_t>(i, static_cast<int64_t>(u * (i + 1)))]);
-    }
+    const std::vector<int64_t> order = keyed_permutation(count, count, o.run.seed ^ streams::kAdvKdEpochOrder,
+                                                         static_cast<uint64_t>(stage * 100000 + epoch));
     std::vector<double> idx(order.begin() + b * o.batch_size, order.begin() + (b + 1) * o.batch_size);
     const Tensor rows = from_vector(idx, {o.batch_size}, DType::I64);
     const Tensor z = index_select(condition, 0, rows), real = index_select(targets[stage], 0, rows);
     std::vector<double> alpha(o.batch_size);
-    for (int64_t i = 0; i < o.batch_size; ++i) alpha[i] = philox::uniform_at(o.run.seed ^ 0xa1f, static_cast<uint64_t>(step), i);
+    for (int64_t i = 0; i < o.batch_size; ++i)
+      alpha[i] = philox::uniform_at(o.run.seed ^ streams::kAdvKdGpMix, static_cast<uint64_t>(step), i);
 
     // One D step (then its weights clipped), then one G step on a fresh generator pass.
     DiscriminatorLossParts parts;

@@ -79,15 +79,6 @@ json pair_settings(const PairOptions& o) {
           {"quantise", o.quantise}, {"seed", o.seed}};
 }
 
-json read_json_file(const fs::path& path) {
-  try {
-    std::ifstream in(path);
-    return json::parse(in);
-  } catch (const json::exception& e) {
-    fail(path.string(), ": unreadable (", e.what(), ")");
-  }
-}
-
 }  // namespace
 
 int64_t generate_pairs(const PairOptions& o) {
@@ -98,7 +89,7 @@ int64_t generate_pairs(const PairOptions& o) {
   const json settings = pair_settings(o);
   const fs::path settings_path = dir / "pairs.json";
   if (fs::exists(settings_path)) {
-    const json was = read_json_file(settings_path);
+    const json was = diffusion::read_json_file(settings_path);
     DK_CHECK(was == settings, settings_path.string(), " describes another pair set (", was.dump(), "); this command asks for ",
              settings.dump(), ": use another folder");
   } else {
@@ -155,7 +146,7 @@ struct PairSet {
 PairSet load_pairs(const std::string& folder) {
   const fs::path dir(folder);
   PairSet set;
-  set.settings = read_json_file(dir / "pairs.json");
+  set.settings = diffusion::read_json_file(dir / "pairs.json");
   try {
     set.held_out = set.settings.at("held_out").get<int64_t>();
     set.total = set.held_out + set.settings.at("count").get<int64_t>();
@@ -194,12 +185,9 @@ Tensor noise_of(const std::vector<int64_t>& indices, const Shape& shape, uint64_
 // The epoch's order of the training pairs (held_out .. total - 1): a Fisher-Yates shuffle keyed by
 // (seed, epoch), so a resumed run draws the same batches.
 std::vector<int64_t> epoch_order(const PairSet& set, uint64_t seed, int64_t epoch) {
-  std::vector<int64_t> order(set.total - set.held_out);
-  std::iota(order.begin(), order.end(), set.held_out);
-  for (int64_t i = static_cast<int64_t>(order.size()) - 1; i > 0; --i) {
-    const double u = philox::uniform_at(seed ^ 0x5701, static_cast<uint64_t>(epoch), static_cast<uint64_t>(i));
-    std::swap(order[i], order[std::min<int64_t>(i, static_cast<int64_t>(u * (i + 1)))]);
-  }
+  const int64_t n = set.total - set.held_out;
+  std::vector<int64_t> order = keyed_permutation(n, n, seed ^ streams::kStudentEpochOrder, static_cast<uint64_t>(epoch));
+  for (int64_t& i : order) i += set.held_out;
   return order;
 }
 

@@ -73,7 +73,7 @@ std::string dkdm_pool_identity(const DkdmOptions& o, int64_t size, const Shape& 
 
 namespace {
 
-constexpr uint64_t kPoolNoise = 8101, kStopStream = 8102, kPickStream = 8103, kResetNoise = 8104, kStepNoise = 8105;
+constexpr uint64_t kPoolNoise = 8101, kStopStream = 8102, kResetNoise = 8104, kStepNoise = 8105;
 
 // The pool of noisy states: x [P, C, H, W] and the counters (T: fresh noise; 0: a clean sample).
 struct Pool {
@@ -260,14 +260,12 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
   int64_t window = 0;
   for (int64_t step = start + 1; step <= o.steps; ++step) {
     // b distinct entries: the first b of a permutation keyed by (seed, step); the ablations use all.
-    std::vector<int64_t> idx(pool_size);
-    for (int64_t i = 0; i < pool_size; ++i) idx[i] = i;
-    if (o.mode == "dynamic")
-      for (int64_t i = 0; i < o.batch_size; ++i) {
-        const double u = philox::uniform_at(o.run.seed ^ kPickStream, static_cast<uint64_t>(step), static_cast<uint64_t>(i));
-        std::swap(idx[i], idx[i + std::min<int64_t>(pool_size - 1 - i, static_cast<int64_t>(u * (pool_size - i)))]);
-      }
-    idx.resize(o.batch_size);
+    std::vector<int64_t> idx = keyed_permutation(pool_size, o.mode == "dynamic" ? o.batch_size : 0,
+                                                 o.run.seed ^ streams::kDkdmPick, static_cast<uint64_t>(step));
+    if (o.mode != "dynamic") {  // the ablations use every state, in order
+      idx.resize(pool_size);
+      for (int64_t i = 0; i < pool_size; ++i) idx[i] = i;
+    }
     // Finished entries (counter 0) start again from fresh noise at T.
     const Tensor fresh = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kResetNoise, static_cast<uint64_t>(step));
     std::vector<int64_t> t(o.batch_size);

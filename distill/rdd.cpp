@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "diffusion/gaussian.h"
+#include "distill/common.h"
 #include "eval/classifier_eval.h"
 #include "nn/checkpoint.h"
 #include "tensor/creation.h"
@@ -143,13 +144,8 @@ Tensor RddObjective::loss(const StageStep& s, std::vector<std::pair<std::string,
   // Enqueue K random teacher pixels (keyed by the step) before the loss, as the official code.
   const Tensor teacher_units = pixel_unit_vectors(f_teacher);
   const int64_t columns = f_teacher.numel() / f_teacher.size(1), k = std::min(o_.enqueue, columns);
-  std::vector<int64_t> all(columns);
-  for (int64_t i = 0; i < columns; ++i) all[i] = i;
-  for (int64_t i = 0; i < k; ++i) {  // a partial Fisher-Yates shuffle: the first k of a random permutation
-    const double u = philox::uniform_at(o_.seed ^ 0x4dd, static_cast<uint64_t>(s.step), static_cast<uint64_t>(i));
-    std::swap(all[i], all[i + std::min<int64_t>(columns - 1 - i, static_cast<int64_t>(u * (columns - i)))]);
-  }
-  bank_->enqueue(teacher_units, std::vector<int64_t>(all.begin(), all.begin() + k));
+  bank_->enqueue(teacher_units,
+                 keyed_permutation(columns, k, o_.seed ^ streams::kRddEnqueue, static_cast<uint64_t>(s.step)));
 
   const Tensor cfd = rcfd_loss(f_teacher, f_student, w.tau_cfd);
   const Tensor isp2p = pixel_relation_loss(f_teacher, f_student, w.tau_isp2p);
