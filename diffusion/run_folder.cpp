@@ -86,6 +86,15 @@ void RunControl::check(const std::string& who) const {
            "checkpoint a resume needs)");
 }
 
+bool RunControl::finish_step(int64_t step, int64_t total, bool force_checkpoint, const InterruptGuard& interrupt,
+                             const std::function<void(int64_t)>& save_checkpoint) const {
+  const bool stop = interrupt.requested() || step == stop_after;
+  if (step % checkpoint_every == 0 || step == total || force_checkpoint || stop) save_checkpoint(step);
+  if (stop && !quiet)
+    std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+  return stop;
+}
+
 RunFolder::RunFolder(const std::string& dir, const json& settings, const std::vector<std::string>& fixed,
                      bool resume, bool quiet)
     : dir_(dir) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -37,6 +38,11 @@ struct RunControl {
   int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
   // One line naming the bad flag (`who` is the command, e.g. "distill dkdm").
   void check(const std::string& who) const;
+  // After step `step` of `total`: saves a checkpoint when one is due (every checkpoint_every, at
+  // the end, when forced, or when the run stops) and returns whether the run stops here (Ctrl-C
+  // or stop_after), having said how to continue.
+  bool finish_step(int64_t step, int64_t total, bool force_checkpoint, const class InterruptGuard& interrupt,
+                   const std::function<void(int64_t)>& save_checkpoint) const;
 };
 
 class RunFolder {

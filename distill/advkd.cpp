@@ -318,10 +318,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                       data::make_grid(generator.forward(narrow(condition, 0, 0, std::min<int64_t>(64, count)), stage), 8));
       generator.train();
     }
-    const bool stop = interrupt.requested() || step == o.run.stop_after;
-    if (step % o.run.checkpoint_every == 0 || stage_done || stop) save_checkpoint(step);
-    if (stop) {
-      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+    if (o.run.finish_step(step, total, stage_done, interrupt, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

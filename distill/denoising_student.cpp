@@ -326,10 +326,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
       window = 0;
     }
     if (step % o.eval_every == 0 || step == o.steps) evaluate(step);
-    const bool stop = interrupt.requested() || step == o.run.stop_after;
-    if (step % o.run.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
-    if (stop) {
-      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+    if (o.run.finish_step(step, o.steps, false, interrupt, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

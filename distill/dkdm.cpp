@@ -305,10 +305,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
       loss_sum = mse_sum = vb_sum = 0;
       window = 0;
     }
-    const bool stop = interrupt.requested() || step == o.run.stop_after;
-    if (step % o.run.checkpoint_every == 0 || step == o.steps || stop) save_checkpoint(step);
-    if (stop) {
-      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+    if (o.run.finish_step(step, o.steps, false, interrupt, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

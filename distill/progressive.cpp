@@ -258,20 +258,16 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       loss_sum = 0;
       window = 0;
     }
-    const bool stop = interrupt.requested() || step == o.run.stop_after;
-    if (within == o.updates_per_stage) {  // the stage's student, then the checkpoint that points past it
+    const bool stage_done = within == o.updates_per_stage;
+    if (stage_done) {  // the stage's student, before the checkpoint that points past it
       const std::string file = student_file(run.dir(), n);
       save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",
                            {{"method", method}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
       result.students.push_back(file);
       if (!o.run.quiet) std::printf("stage %lld done: %lld-step student in %s\n", static_cast<long long>(stage + 1),
                                 static_cast<long long>(n), file.c_str());
-      save_checkpoint(step);
-    } else if (step % o.run.checkpoint_every == 0 || stop) {
-      save_checkpoint(step);
     }
-    if (stop) {
-      if (!o.run.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+    if (o.run.finish_step(step, total, stage_done, interrupt, save_checkpoint)) {
       result.interrupted = true;
       break;
     }
