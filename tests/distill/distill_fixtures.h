@@ -31,6 +31,13 @@ inline void expect_all_close(const std::vector<double>& ours, const std::vector<
     ASSERT_NEAR(ours[i], ref[i], rel * std::abs(ref[i]) + abs_tol) << what << " [" << i << "]";
 }
 
+// An integer tensor of a golden file (stored as F64 or I64) as indices.
+inline std::vector<int64_t> as_ints(const Tensor& t) {
+  std::vector<int64_t> out;
+  for (double v : t.to_vector()) out.push_back(static_cast<int64_t>(v));
+  return out;
+}
+
 inline std::string fresh_test_dir(const std::string& name) {
   const std::filesystem::path p = std::filesystem::path(::testing::TempDir()) / ("distill_" + name);
   std::filesystem::remove_all(p);

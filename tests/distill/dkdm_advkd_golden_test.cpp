@@ -12,12 +12,6 @@ namespace {
 
 using namespace distill;
 
-std::vector<int64_t> as_ints(const Tensor& t) {
-  std::vector<int64_t> out;
-  for (double v : t.to_vector()) out.push_back(static_cast<int64_t>(v));
-  return out;
-}
-
 TEST(DkdmGolden, TeacherStepAndLossMatchPyTorch) {
   const auto g = distill_golden("distill_dkdm.safetensors");
   const diffusion::NoiseSchedule s = diffusion::NoiseSchedule::cosine(1000);

@@ -21,12 +21,6 @@ namespace {
 using namespace distill;
 using diffusion::Prediction;
 
-std::vector<int64_t> as_ints(const Tensor& t) {
-  std::vector<int64_t> out;
-  for (double v : t.to_vector()) out.push_back(static_cast<int64_t>(v));
-  return out;
-}
-
 // The golden's analytic v-teacher: v(z, t) = 0.6 tanh(z) cos(t / 300) + 0.05 t / 1000.
 Tensor analytic_teacher(const Tensor& z, const Tensor& time) {
   std::vector<double> scale, shift;

@@ -13,12 +13,6 @@ namespace {
 
 using namespace distill;
 
-std::vector<int64_t> as_ints(const Tensor& t) {
-  std::vector<int64_t> out;
-  for (double v : t.to_vector()) out.push_back(static_cast<int64_t>(v));
-  return out;
-}
-
 // A memory bank holding the golden's queue, in float64.
 MemoryBank golden_bank(const safetensors::Contents& g, const std::string& queue, const std::string& ptr, bool faithful) {
   MemoryBank bank(g.at(queue).size(0), g.at(queue).size(1), 4, faithful, 0);
