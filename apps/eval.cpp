@@ -2,20 +2,27 @@
 // classifier's features: FID-proxy, KID, IS-proxy, class histogram, and (with --teacher) the
 // fidelity of the model to a teacher fed the same noise. Also the calibration rows: --source
 // real (training images), blurred (test images blurred) or noise. Prints and writes JSON.
+// --teacher-samples keeps the teacher's images in a file, so that many students scored against the
+// same teacher sampler generate them once (the benchmark table scores a dozen).
 
 #include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "apps/commands.h"
 #include "apps/sampler_flags.h"
 #include "apps/sampler_spec.h"
+#include "data/image_io.h"
 #include "data/loader.h"
 #include "data/registry.h"
 #include "diffusion/generate.h"
 #include "eval/classifier_eval.h"
 #include "eval/metrics.h"
 #include "eval/score.h"
+#include "nn/safetensors.h"
 
 namespace diffkd::apps {
 
@@ -23,11 +30,37 @@ namespace {
 
 struct {
   std::string model, teacher, teacher_sampler, classifier = "classifier.safetensors", data = "mnist", source = "model";
-  std::string out;
+  std::string out, teacher_samples, grid, strip;
   SamplerFlags sampler;
-  int64_t count = 1000, batch = 100;
+  int64_t count = 1000, batch = 100, strip_count = 10;
   uint64_t seed = 0;
 } opts;
+
+// The teacher's images from the same noise: read from `cache` when it holds exactly these (teacher
+// file, sampler, seed, N), otherwise generated and written there. Another run's file is an error,
+// not silently reused.
+Tensor teacher_images(diffusion::LoadedModel& teacher, const diffusion::SamplerConfig& config, const std::string& cache,
+                      const std::function<void(const diffusion::GenerateProgress&)>& progress) {
+  namespace fs = std::filesystem;
+  const safetensors::Metadata key = {{"teacher", fs::path(opts.teacher).filename().string()},
+                                     {"sampler", describe_model_sampler(teacher, config)},
+                                     {"seed", std::to_string(opts.seed)},
+                                     {"count", std::to_string(opts.count)}};
+  if (!cache.empty() && fs::exists(cache)) {
+    const safetensors::Contents c = safetensors::load(cache);
+    for (const auto& [name, value] : key) {
+      const auto found = c.metadata.find(name);
+      DK_CHECK(found != c.metadata.end() && found->second == value, cache, ": teacher samples for ", name, " = ",
+               found == c.metadata.end() ? std::string("(missing)") : found->second, ", expected ", value,
+               " (delete the file to regenerate it)");
+    }
+    std::printf("eval: the teacher's images from %s\n", cache.c_str());
+    return c.at("images");
+  }
+  const Tensor images = diffusion::generate(teacher, config, 0, opts.count, opts.batch, opts.seed, progress);
+  if (!cache.empty()) safetensors::save(cache, {{"images", images}}, key);
+  return images;
+}
 
 int run_eval() {
   // Flag errors before any file's. A distilled student usually runs fewer steps than its teacher:
@@ -67,8 +100,7 @@ int run_eval() {
                                        : parse_sampler_spec(opts.teacher_sampler, opts.count, "eval: --teacher-sampler").config;
       std::printf("eval: the teacher %s (%s) from the same noise\n", opts.teacher.c_str(),
                   describe_model_sampler(teacher, teacher_config).c_str());
-      const Tensor reference = diffusion::generate(teacher, teacher_config, 0, opts.count, opts.batch, opts.seed,
-                                                   print_progress);
+      const Tensor reference = teacher_images(teacher, teacher_config, opts.teacher_samples, print_progress);
       const eval::Fidelity f = eval::fidelity(images, reference);
       report["fidelity_to_teacher"] = {{"teacher", opts.teacher}, {"teacher_sampler", describe_model_sampler(teacher, teacher_config)},
                                        {"mse", f.mse}, {"psnr", f.psnr}};
@@ -80,6 +112,14 @@ int run_eval() {
   } else {
     Generator gen(opts.seed);
     images = clamp(randn({opts.count, test.channels, test.height, test.width}, gen), -1, 1);
+  }
+  const std::map<std::string, std::string> text_chunks = {{"source", opts.source}, {"model", opts.model},
+                                     {"sampler", report.value("sampler", std::string())}, {"seed", std::to_string(opts.seed)}};
+  if (!opts.grid.empty())
+    data::write_png(opts.grid, data::make_grid(narrow(images, 0, 0, std::min<int64_t>(64, opts.count)), 8), text_chunks);
+  if (!opts.strip.empty()) {
+    const int64_t shown = std::min(opts.strip_count, opts.count);
+    data::write_png(opts.strip, data::make_grid(narrow(images, 0, 0, shown), shown), text_chunks);
   }
   const eval::ImageScores scores =
       eval::score_images(classifier, images, data::images_in_order(test, 0, opts.count));
@@ -110,6 +150,13 @@ void add_eval_command(CLI::App& app) {
   c->add_option("--batch", opts.batch, "generation batch size")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--seed", opts.seed, "noise seed")->capture_default_str();
   c->add_option("--out", opts.out, "also write the JSON report here");
+  c->add_option("--teacher-samples", opts.teacher_samples,
+                "with --teacher: a file keeping the teacher's images (read when it holds this teacher, sampler, "
+                "seed and N; written otherwise)");
+  c->add_option("--grid", opts.grid, "also write the first 64 images as an 8-column PNG grid");
+  c->add_option("--strip", opts.strip, "also write the first --strip-count images as one PNG row");
+  c->add_option("--strip-count", opts.strip_count, "images in the --strip row")->capture_default_str()
+      ->check(CLI::PositiveNumber);
   opts.sampler.add_to(c);
   on_run(c, run_eval);
 }
