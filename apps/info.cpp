@@ -1,6 +1,7 @@
 // `diffkd info`: what a model preset, config file or checkpoint holds: its config, exact
 // parameter count and forward FLOPs per image (conv and matmul multiply-adds x 2, counted on
-// one forward pass); for a checkpoint also its metadata (diffusion settings, training step).
+// one forward pass); for a checkpoint also its metadata (diffusion settings, training step). A UNet
+// or an Adv-KD staged generator.
 // With no --model: every built-in preset and its size.
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "autograd/flop_counter.h"
+#include "diffusion/generate.h"
 #include "nn/checkpoint.h"
 #include "nn/presets.h"
 #include "nn/unet.h"
@@ -42,6 +44,21 @@ int64_t forward_flops(nn::UNet& net) {
   return counter.flops();
 }
 
+int64_t forward_flops(nn::StagedGenerator& g) {
+  const nn::StagedGeneratorConfig& c = g.config();
+  NoGradGuard no_grad;
+  g.eval();
+  FlopCounter counter;
+  g.forward(zeros({1, c.noise_channels, c.noise_size, c.noise_size}), c.stages() - 1);
+  return counter.flops();
+}
+
+void print_generator(const std::string& what, nn::StagedGenerator& g) {
+  std::printf("model: %s (Adv-KD staged generator)\nconfig: %s\nparameters: %s\n", what.c_str(),
+              g.config().to_json().c_str(), with_commas(g.parameter_count()).c_str());
+  std::printf("forward FLOPs per image: %.3f G (conv and matmul, all stages)\n", forward_flops(g) * 1e-9);
+}
+
 int run_info() {
   if (model_arg.empty()) {
     std::printf("%-24s %14s  %s\n", "preset", "parameters", "description");
@@ -54,16 +71,21 @@ int run_info() {
     return 0;
   }
   if (!is_checkpoint(model_arg) && nn::is_generator_config(model_arg)) {
-    const nn::StagedGenerator g(nn::load_generator_config(model_arg));
-    std::printf("model: %s (Adv-KD staged generator)\nconfig: %s\nparameters: %s\n", model_arg.c_str(),
-                g.config().to_json().c_str(), with_commas(g.parameter_count()).c_str());
+    nn::StagedGenerator g(nn::load_generator_config(model_arg));
+    print_generator(model_arg, g);
     return 0;
   }
   std::unique_ptr<nn::UNet> net;
   if (is_checkpoint(model_arg)) {
-    net = nn::load_unet(model_arg);
-    for (const auto& [key, value] : safetensors::load(model_arg).metadata)
+    const safetensors::Metadata metadata = safetensors::load(model_arg).metadata;
+    for (const auto& [key, value] : metadata)
       if (key != "config") std::printf("%s: %s\n", key.c_str(), value.c_str());
+    if (metadata.count("generator")) {  // an Adv-KD checkpoint (`diffkd distill --method advkd`)
+      diffusion::LoadedModel m = diffusion::load_diffusion_model(model_arg);
+      print_generator(model_arg, *m.generator);
+      return 0;
+    }
+    net = nn::load_unet(model_arg);
   } else {
     net = std::make_unique<nn::UNet>(nn::load_unet_config(model_arg));
   }
