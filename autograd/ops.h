@@ -60,6 +60,7 @@ Tensor clamp(const Tensor& x, double lo, double hi);
 Tensor clamp_min(const Tensor& x, double lo);
 Tensor sign(const Tensor& x);  // no gradient
 Tensor to_dtype(const Tensor& x, DType dtype);  // f32 <-> f64 cast (x itself if already dtype)
+Tensor to_device(const Tensor& x, Device device);  // the same values on another device (x itself if already there)
 Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
 Tensor silu(const Tensor& x);

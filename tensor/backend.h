@@ -4,8 +4,9 @@
 // Kernels are non-differentiable and write into outputs that the caller allocated on the same
 // device (autograd/ops/ allocates, calls a kernel, records the backward). Inputs may have any
 // strides (broadcast dims have stride 0); outputs are contiguous unless a kernel says otherwise.
-// A backend registers itself once; callers only ever write `backend(t.device()).kernel(...)`,
-// so the CUDA backend slots in beside the CPU one without touching them.
+// Callers only ever write `backend(t.device()).kernel(...)`, so the CUDA backend (cuda/) slots in
+// beside the CPU one without touching them. A copy between devices goes to the backend of the
+// non-CPU side.
 
 #include <cstdint>
 #include <vector>
@@ -137,7 +138,5 @@ class Backend {
 
 // The backend for a device; throws diffkd::Error if none is compiled in.
 Backend& backend(Device device);
-// Called once by each backend at static-initialisation time.
-void register_backend(DeviceType type, Backend* backend);
 
 }  // namespace diffkd

@@ -1,6 +1,6 @@
 #pragma once
-// Where a tensor's storage lives. Only the CPU backend exists in this build; the CUDA backend
-// registers itself with the dispatcher (tensor/backend.h) when it is compiled in.
+// Where a tensor's storage lives: host memory, or a CUDA device's (in a build with CUDA,
+// tensor/cuda_support.h).
 
 #include <string>
 
@@ -18,5 +18,8 @@ struct Device {
 };
 
 inline Device cpu() { return Device{DeviceType::CPU, 0}; }
+inline Device cuda_device(int index = 0) { return Device{DeviceType::CUDA, index}; }
+// "cpu", "cuda" or "cuda:N"; throws naming the text otherwise.
+Device parse_device(const std::string& text);
 
 }  // namespace diffkd

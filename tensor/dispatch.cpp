@@ -1,24 +1,16 @@
-#include <array>
+// The dispatch point: the backend of a device. The CPU backend is always there; the CUDA one
+// exists in a build with CUDA (tensor/cuda_support.h) and needs a usable GPU for its kernels.
 
 #include "tensor/backend.h"
 #include "tensor/cpu/cpu_backend.h"
+#include "tensor/cuda_support.h"
 
 namespace diffkd {
 
-namespace {
-std::array<Backend*, 2>& registry() {
-  static std::array<Backend*, 2> backends{};
-  return backends;
-}
-}  // namespace
-
-void register_backend(DeviceType type, Backend* be) { registry()[static_cast<int>(type)] = be; }
-
 Backend& backend(Device device) {
   if (device.type == DeviceType::CPU) return cpu_backend();
-  Backend* be = registry()[static_cast<int>(device.type)];
-  DK_CHECK(be != nullptr, "device ", device.str(), ": no backend for it in this build (diffkd was ",
-           "built without CUDA)");
+  Backend* be = cuda_backend_or_null();
+  DK_CHECK(be != nullptr, "device ", device.str(), ": ", cuda_unavailable_reason());
   return *be;
 }
 

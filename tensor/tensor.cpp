@@ -31,6 +31,15 @@ std::string Device::str() const {
   return type == DeviceType::CPU ? "cpu" : "cuda:" + std::to_string(index);
 }
 
+Device parse_device(const std::string& text) {
+  if (text == "cpu") return cpu();
+  if (text == "cuda") return cuda_device(0);
+  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 &&
+      text.find_first_not_of("0123456789", 5) == std::string::npos && text.size() < 9)
+    return cuda_device(std::stoi(text.substr(5)));
+  fail("unknown device '", text, "' (expected cpu, cuda or cuda:N)");
+}
+
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
   int64_t s = 1;
@@ -111,9 +120,8 @@ double Tensor::item() const {
 
 std::vector<double> Tensor::to_vector() const {
   DK_CHECK(defined(), "to_vector: tensor is undefined");
-  DK_CHECK(device().type == DeviceType::CPU, "to_vector: tensor is on ", device().str(),
-           ", expected cpu");
-  Tensor f64 = empty(shape_, DType::F64, device());
+  // A device tensor is copied to the host first (the copy waits for the device).
+  Tensor f64 = empty(shape_, DType::F64, cpu());
   backend(device()).copy(*this, f64);
   const double* p = f64.data<double>();
   return std::vector<double>(p, p + f64.numel());

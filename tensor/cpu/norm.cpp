@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tensor/cpu/cpu_backend.h"
+#include "tensor/norm_math.h"
 
 namespace diffkd {
 
@@ -60,9 +61,9 @@ void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, i
       const int64_t g = ng % groups;
       for (int64_t k = 0; k < cg; ++k) {
         const int64_t ch = g * cg + k;
-        const double scale = r * (wp ? wp[ch] : T(1));
-        const T a = static_cast<T>(scale);
-        const T shift = static_cast<T>((bp ? bp[ch] : T(0)) - mu * scale);
+        const norm_math::Affine f = norm_math::group_norm_affine(mu, r, wp ? wp[ch] : T(1), bp ? bp[ch] : T(0));
+        const T a = static_cast<T>(f.a);
+        const T shift = static_cast<T>(f.shift);
         const T* in = xg + k * hw;
         T* out = yp + ng * d + k * hw;
         for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + shift;
@@ -110,10 +111,9 @@ void CpuBackend::group_norm_backward(const Tensor& gy_in, const Tensor& x, const
         m2 += wc * (sx - mu * sg);
       }
       if (gxp == nullptr) continue;
-      m1 /= d;
-      m2 *= r / d;
-      const T shift = static_cast<T>(-r * m1 + r * r * m2 * mu);
-      const T slope = static_cast<T>(-r * r * m2);
+      const norm_math::BackwardLine line = norm_math::group_norm_backward_line(mu, r, m1, m2, static_cast<double>(d));
+      const T shift = static_cast<T>(line.shift);
+      const T slope = static_cast<T>(line.slope);
       for (int64_t k = 0; k < cg; ++k) {
         const int64_t ch = g * cg + k;
         const T a = static_cast<T>(r * (wp ? wp[ch] : T(1)));

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "tensor/cpu/cpu_backend.h"
+#include "tensor/resample_math.h"
 
 namespace diffkd {
 
@@ -15,27 +16,9 @@ Tensor contiguous_or_copy(const Tensor& t) { return t.is_contiguous() ? t : t.cl
 
 int64_t planes(const Tensor& t) { return t.size(0) * t.size(1); }
 
-// PyTorch's source index for align_corners=False: half-pixel centres, clamped at 0.
-inline double bilinear_source(int64_t dst, double scale) {
-  const double src = scale * (dst + 0.5) - 0.5;
-  return src < 0 ? 0 : src;
-}
-
-struct BilinearTap {
-  int64_t i0, i1;
-  double w0, w1;
-};
-
-std::vector<BilinearTap> bilinear_taps(int64_t in, int64_t out) {
-  std::vector<BilinearTap> taps(out);
-  const double scale = static_cast<double>(in) / out;
-  for (int64_t d = 0; d < out; ++d) {
-    const double src = bilinear_source(d, scale);
-    const int64_t i0 = static_cast<int64_t>(src);
-    const int64_t i1 = i0 < in - 1 ? i0 + 1 : i0;
-    const double l1 = src - i0;
-    taps[d] = {i0, i1, 1.0 - l1, l1};
-  }
+std::vector<resample::BilinearTap> bilinear_taps(int64_t in, int64_t out) {
+  std::vector<resample::BilinearTap> taps(out);
+  for (int64_t d = 0; d < out; ++d) taps[d] = resample::bilinear_tap(d, in, out);
   return taps;
 }
 
@@ -151,9 +134,9 @@ void CpuBackend::upsample_nearest(const Tensor& x_in, const Tensor& out) {
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes(x); ++pl)
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t ih = std::min(oh * H / OH, H - 1);
+        const int64_t ih = resample::nearest_source(oh, H, OH);
         for (int64_t ow = 0; ow < OW; ++ow)
-          op[(pl * OH + oh) * OW + ow] = xp[(pl * H + ih) * W + std::min(ow * W / OW, W - 1)];
+          op[(pl * OH + oh) * OW + ow] = xp[(pl * H + ih) * W + resample::nearest_source(ow, W, OW)];
       }
   });
 }
@@ -170,9 +153,9 @@ void CpuBackend::upsample_nearest_backward(const Tensor& gy_in, const Tensor& gx
     for (int64_t pl = 0; pl < planes(gx); ++pl) {
       std::fill(gxp + pl * H * W, gxp + (pl + 1) * H * W, T(0));
       for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t ih = std::min(oh * H / OH, H - 1);
+        const int64_t ih = resample::nearest_source(oh, H, OH);
         for (int64_t ow = 0; ow < OW; ++ow)
-          gxp[(pl * H + ih) * W + std::min(ow * W / OW, W - 1)] += gyp[(pl * OH + oh) * OW + ow];
+          gxp[(pl * H + ih) * W + resample::nearest_source(ow, W, OW)] += gyp[(pl * OH + oh) * OW + ow];
       }
     }
   });

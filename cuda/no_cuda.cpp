@@ -1,0 +1,15 @@
+// A build without CUDA (no nvcc, or -DDIFFKD_CUDA=OFF): tensor/cuda_support.h answers "none".
+
+#include "tensor/cuda_support.h"
+
+#include "tensor/error.h"
+
+namespace diffkd {
+
+bool cuda_built() { return false; }
+int cuda_device_count() { return 0; }
+std::string cuda_unavailable_reason() { return "diffkd was built without CUDA (no nvcc found, or -DDIFFKD_CUDA=OFF)"; }
+void cuda_load_libraries() { fail(cuda_unavailable_reason()); }
+Backend* cuda_backend_or_null() { return nullptr; }
+
+}  // namespace diffkd
