@@ -1,11 +1,31 @@
-// The subcommand registry (see commands.h).
+// The subcommand registry and the global --device flag (see commands.h).
 
 #include "apps/commands.h"
 
 #include <utility>
 #include <vector>
 
+#include "tensor/cuda_support.h"
+#include "tensor/error.h"
+
 namespace diffkd::apps {
+
+namespace {
+std::string device_flag = "auto";
+}  // namespace
+
+void set_device_flag(const std::string& text) { device_flag = text; }
+
+bool device_was_named() { return device_flag != "auto"; }
+
+Device selected_device() {
+  if (device_flag == "auto") return cuda_device_count() > 0 ? cuda_device(0) : cpu();
+  const Device d = parse_device(device_flag);
+  if (d.type == DeviceType::CUDA)
+    DK_CHECK(d.index < cuda_device_count(), "--device ", device_flag, ": no such usable GPU (",
+             cuda_device_count() == 0 ? cuda_unavailable_reason() : std::to_string(cuda_device_count()) + " found", ")");
+  return d;
+}
 
 namespace {
 std::vector<std::pair<CLI::App*, std::function<int()>>>& registry() {

@@ -4,8 +4,19 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+
+#include "tensor/device.h"
 
 namespace diffkd::apps {
+
+// The global --device flag: "auto" (cuda when a GPU is usable, else cpu), "cpu", "cuda" or
+// "cuda:N". Set by main before the subcommand runs.
+void set_device_flag(const std::string& text);
+// The device the flag names ("auto" resolved); a named GPU that is not usable is an error.
+Device selected_device();
+// Whether the user named the device (rather than "auto").
+bool device_was_named();
 
 // Registers `run` as what the subcommand `command` does.
 void on_run(CLI::App* command, std::function<int()> run);

@@ -118,6 +118,9 @@ diffusion::RunControl run_control(const std::string& dir) {
 }
 
 int run_distill() {
+  // The methods' loops build their tensors on the host; they do not run on a GPU yet.
+  DK_CHECK(!device_was_named() || selected_device().type == DeviceType::CPU,
+           "distill: the distillation methods run on the CPU only for now (--device cpu)");
   apply_preset();
   const std::string run_dir = opts.run_dir.empty() ? "runs/" + opts.method : opts.run_dir;
   if (opts.method == "student") {

@@ -75,7 +75,7 @@ int run_eval() {
   Tensor images;
   if (opts.source == "model") {
     DK_CHECK(!opts.model.empty(), "eval: --model is required with --source model");
-    diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
+    diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model, selected_device());
     const diffusion::SamplerConfig sampler = opts.sampler.config_for(model);
     std::printf("eval: %lld samples from %s (%s)\n", static_cast<long long>(opts.count), opts.model.c_str(),
                 describe_model_sampler(model, sampler).c_str());
@@ -93,7 +93,7 @@ int run_eval() {
     report["nfe"] = model_nfe(model, sampler);
     report["ms_per_image"] = 1000 * model_seconds / opts.count;
     if (!opts.teacher.empty()) {
-      diffusion::LoadedModel teacher = diffusion::load_diffusion_model(opts.teacher);
+      diffusion::LoadedModel teacher = diffusion::load_diffusion_model(opts.teacher, selected_device());
       // The teacher's sampler is its own: a distilled student usually runs fewer steps.
       const diffusion::SamplerConfig teacher_config =
           opts.teacher_sampler.empty() ? opts.sampler.config_for(teacher)

@@ -21,6 +21,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads,
                  "CPU threads for every kernel (default: OMP_NUM_THREADS or all cores)")
       ->check(CLI::NonNegativeNumber);
+  std::string device = "auto";
+  app.add_option("--device", device,
+                 "where models run: auto (cuda when a GPU is usable, else cpu), cpu, cuda or cuda:N")
+      ->capture_default_str();
   diffkd::apps::add_demo_command(app);
   diffkd::apps::add_info_command(app);
   diffkd::apps::add_train_command(app);
@@ -44,6 +48,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (threads > 0) omp_set_num_threads(threads);
+  diffkd::apps::set_device_flag(device);
   try {
     return diffkd::apps::run_selected(app);
   } catch (const diffkd::Error& e) {

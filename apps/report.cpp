@@ -48,7 +48,7 @@ int run_report() {
   std::vector<SamplerSpec> rows;
   for (const std::string& s : opts.samplers) rows.push_back(parse_sampler_spec(s, opts.count, "report: --samplers"));
   eval::LoadedClassifier classifier = eval::load_classifier(opts.classifier);
-  diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
+  diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model, selected_device());
   const data::ImageDataset test = data::load_dataset(opts.data, data::Split::Test);
   for (const SamplerSpec& r : rows)
     DK_CHECK(r.count <= test.count, "report: N = ", r.count, " exceeds the ", test.count, " test images of ", opts.data);

@@ -28,7 +28,7 @@ struct SampleOptions {
 
 int run_sample() {
   opts.sampler.config();  // flag errors before the file's
-  diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model);
+  diffusion::LoadedModel model = diffusion::load_diffusion_model(opts.model, selected_device());
   const diffusion::SamplerConfig config = opts.sampler.config_for(model);
   const std::string sampler = describe_model_sampler(model, config);
   std::printf("sample: %lld images from %s, %s, seed %llu\n", static_cast<long long>(opts.count),

@@ -29,6 +29,8 @@ int run_train() {
               static_cast<long long>(train_set.height), static_cast<long long>(train_set.width),
               options.pad_to > 0 ? (", zero-padded to " + std::to_string(options.pad_to)).c_str() : "",
               options.horizontal_flip ? ", random horizontal flips" : "");
+  options.device = selected_device();
+  if (options.device.type != DeviceType::CPU) std::printf("device: %s\n", options.device.str().c_str());
   const diffusion::TrainResult r = diffusion::train_diffusion(options, train_set);
   return r.interrupted ? 130 : 0;
 }

@@ -9,7 +9,7 @@
 
 namespace diffkd::diffusion {
 
-LoadedModel load_diffusion_model(const std::string& path) {
+LoadedModel load_diffusion_model(const std::string& path, Device device) {
   LoadedModel m;
   m.path = path;
   const safetensors::Contents file = safetensors::load(path);
@@ -19,6 +19,7 @@ LoadedModel load_diffusion_model(const std::string& path) {
         nn::StagedGeneratorConfig::from_json(file.metadata.at("config"), path + " config"));
     nn::load_model(path, *m.generator);
     m.generator->eval();
+    m.generator->to(device);
     m.image_size = nn::metadata_int(file.metadata, "image_size", path);
     m.image_channels = m.generator->config().image_channels;
     m.quantise_noise = nn::metadata_int(file.metadata, "quantise_noise", path) != 0;
@@ -29,6 +30,7 @@ LoadedModel load_diffusion_model(const std::string& path) {
   }
   m.net = nn::load_unet(path);
   m.net->eval();
+  m.net->to(device);
   auto it = file.metadata.find("diffusion");
   DK_CHECK(it != file.metadata.end(), path,
            ": no diffusion settings in the metadata (was it written by `diffkd train`?)");
@@ -70,9 +72,13 @@ Tensor generate_adversarial(LoadedModel& model, int64_t first, int64_t count, in
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = first; i < first + count; i += batch_size) {
     const int64_t n = std::min(batch_size, first + count - i);
-    const Tensor noise = nn::adversarial_condition(sample_noise(shape, i, n, seed, 0), g.noise_size, model.quantise_noise);
+    // The 8-bit quantisation of the condition runs on the host; the generator on its device.
+    const Tensor noise = to_device(
+        nn::adversarial_condition(sample_noise(shape, i, n, seed, 0), g.noise_size, model.quantise_noise),
+        model.generator->device());
     const Tensor image = model.generator->forward(noise, last);
-    parts.push_back(narrow(narrow(image, 2, margin, model.image_size), 3, margin, model.image_size).clone_data());
+    parts.push_back(to_device(narrow(narrow(image, 2, margin, model.image_size), 3, margin, model.image_size), cpu())
+                        .clone_data());
     progress.done += n;
     progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (on_batch) on_batch(progress);
@@ -98,12 +104,13 @@ Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, 
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = first; i < first + count; i += batch_size) {
     const int64_t n = std::min(batch_size, first + count - i);
-    const Tensor x_T = sample_noise(shape, i, n, seed, 0);
+    const Tensor x_T = sample_noise(shape, i, n, seed, 0, model.net->device());
     if (model.one_step.empty()) {
-      parts.push_back(sample(fn, prediction, model.schedule, config, x_T, i, seed));
+      parts.push_back(to_device(sample(fn, prediction, model.schedule, config, x_T, i, seed), cpu()));
     } else {
       NoGradGuard no_grad;
-      parts.push_back(clamp(one_step_image(*model.net, model.one_step, prediction, model.schedule, x_T), -1.0, 1.0));
+      parts.push_back(to_device(
+          clamp(one_step_image(*model.net, model.one_step, prediction, model.schedule, x_T), -1.0, 1.0), cpu()));
     }
     progress.done += n;
     progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -38,8 +38,9 @@ struct LoadedModel {
 Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction prediction, const NoiseSchedule& schedule,
                       const Tensor& x_T);
 
-// A model checkpoint written by `diffkd train` (its metadata says how to sample it).
-LoadedModel load_diffusion_model(const std::string& path);
+// A model checkpoint written by `diffkd train` (its metadata says how to sample it), its weights
+// placed on `device`.
+LoadedModel load_diffusion_model(const std::string& path, Device device = cpu());
 
 struct GenerateProgress {
   int64_t done = 0, total = 0;
@@ -47,8 +48,8 @@ struct GenerateProgress {
 };
 
 // Images [first, first + count) as [count, C, H, W] in [-1, 1] (the sampler's last x0 is clipped
-// when config.clip_x0; a one-step generator ignores the sampler and is clipped). on_batch is
-// called after each batch.
+// when config.clip_x0; a one-step generator ignores the sampler and is clipped), computed on the
+// model's device and returned on the host. on_batch is called after each batch.
 Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, int64_t count,
                 int64_t batch_size, uint64_t seed,
                 const std::function<void(const GenerateProgress&)>& on_batch = nullptr);

@@ -84,7 +84,7 @@ Tensor vlb_bits_per_dim(const Tensor& model_mean, const Tensor& model_log_varian
                      std::log(2.0);
   std::vector<double> is_first;
   for (int64_t step : t) is_first.push_back(step == 0 ? 1.0 : 0.0);
-  const Tensor first = from_vector(is_first, {static_cast<int64_t>(t.size())}, kl.dtype());
+  const Tensor first = from_vector(is_first, {static_cast<int64_t>(t.size())}, kl.dtype(), kl.device());
   return where(first, nll, kl);
 }
 

@@ -8,7 +8,7 @@
 namespace diffkd::diffusion {
 
 Tensor sample_noise(const Shape& sample_shape, int64_t first, int64_t count, uint64_t seed,
-                    uint64_t stream) {
+                    uint64_t stream, Device device) {
   const int64_t per_sample = numel_of(sample_shape);
   const uint64_t blocks = philox::blocks_for(static_cast<uint64_t>(per_sample));
   // Each stream gets its own key; samples follow each other in counter space.
@@ -17,7 +17,7 @@ Tensor sample_noise(const Shape& sample_shape, int64_t first, int64_t count, uin
   Shape one = sample_shape;
   one.insert(one.begin(), 1);
   for (int64_t i = first; i < first + count; ++i)
-    rows.push_back(randn_at(one, key, static_cast<uint64_t>(i) * blocks));
+    rows.push_back(randn_at(one, key, static_cast<uint64_t>(i) * blocks, DType::F32, device));
   return rows.size() == 1 ? rows[0] : concat(rows, 0);
 }
 

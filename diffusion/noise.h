@@ -9,8 +9,9 @@
 
 namespace diffkd::diffusion {
 
-// Standard normal noise for samples [first, first + count), each of shape sample_shape.
+// Standard normal noise for samples [first, first + count), each of shape sample_shape, drawn on
+// `device` (the same numbers on every device: Philox draws keyed by position).
 Tensor sample_noise(const Shape& sample_shape, int64_t first, int64_t count, uint64_t seed,
-                    uint64_t stream);
+                    uint64_t stream, Device device = cpu());
 
 }  // namespace diffkd::diffusion

@@ -80,7 +80,7 @@ Tensor ddim(const ModelFn& model, Prediction p, const NoiseSchedule& s, const Sa
   const int64_t total = static_cast<int64_t>(seq.size());
   for (int64_t k = total - 1; k >= 0; --k) {
     const StepPrediction pr = run_model(model, s, seq[k], x);
-    const Tensor z = cfg.eta > 0 && k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) : Tensor();
+    const Tensor z = cfg.eta > 0 && k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k, x.device()) : Tensor();
     x = ddim_step(x, pr.output, p, s, seq[k], k > 0 ? seq[k - 1] : -1, cfg.eta, z, cfg.clip_x0);
     if (on_step) on_step(total - k, total, x);
   }
@@ -94,7 +94,7 @@ Tensor ddpm(const ModelFn& model, Prediction p, const NoiseSchedule& full, const
   const int64_t total = s.steps();
   for (int64_t k = total - 1; k >= 0; --k) {
     const StepPrediction pr = run_model(model, s, k, x);
-    const Tensor z = k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k) : Tensor();
+    const Tensor z = k > 0 ? sample_noise(sample_shape_of(x), first, x.size(0), seed, total - k, x.device()) : Tensor();
     x = ddpm_step(x, pr, p, s, k, cfg.variance, z, cfg.clip_x0);
     if (on_step) on_step(total - k, total, x);
   }

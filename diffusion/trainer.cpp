@@ -76,6 +76,12 @@ json run_settings(const TrainOptions& o, const nn::UNetConfig& config) {
 const std::vector<std::string> kFixedSettings = {"unet", "data", "schedule", "timesteps", "prediction",
                                                  "loss", "batch", "pad_to", "flip", "seed"};
 
+// The module after moving it (the optimiser and the EMA then hold its tensors on that device).
+nn::UNet& moved_to(nn::UNet& net, Device device) {
+  net.to(device);
+  return net;
+}
+
 class Run {
  public:
   Run(const TrainOptions& o, const data::ImageDataset& data)
@@ -84,7 +90,7 @@ class Run {
         schedule_(NoiseSchedule::named(o.schedule, o.timesteps)),
         prediction_(parse_prediction(o.prediction)),
         loss_kind_(parse_loss(o.loss.empty() ? o.prediction : o.loss)),
-        adam_(net_.named_parameters(), adam_options()), ema_(net_, o.ema_decay, o.ema_start),
+        adam_(moved_to(net_, o.device).named_parameters(), adam_options()), ema_(net_, o.ema_decay, o.ema_start),
         loader_(data, {o.batch_size, o.seed, o.horizontal_flip, o.pad_to}) {
     DK_CHECK(o.steps > 0 && o.checkpoint_every > 0 && o.keep_last > 0 && o.log_every > 0,
              "train: --steps, --checkpoint-every, --keep-last and --log-every must be positive");
@@ -136,14 +142,15 @@ class Run {
 };
 
 double Run::train_step(int64_t step) {
-  const data::BatchLoader::Batch batch = loader_.next();
+  data::BatchLoader::Batch batch = loader_.next();
+  batch.images = to_device(batch.images, o_.device);
   const int64_t b = o_.batch_size, first = (step - 1) * b;
   std::vector<int64_t> t(b);
   for (int64_t i = 0; i < b; ++i)  // t ~ U{0, ..., T-1}, keyed by (seed, step, i)
     t[i] = std::min<int64_t>(o_.timesteps - 1,
                              static_cast<int64_t>(philox::uniform_at(o_.seed ^ kTimestepStream, 0, first + i) * o_.timesteps));
   const Shape sample_shape(batch.images.shape().begin() + 1, batch.images.shape().end());
-  const Tensor eps = sample_noise(sample_shape, first, b, o_.seed ^ kNoiseStream, 0);
+  const Tensor eps = sample_noise(sample_shape, first, b, o_.seed ^ kNoiseStream, 0, o_.device);
   const Coefficients c = coefficients(schedule_, t, batch.images);
   const Tensor x_t = q_sample(batch.images, eps, c);
   const Tensor out = net_.forward(x_t, model_time(schedule_, t));
@@ -200,15 +207,16 @@ int64_t Run::restore() {
 
 void Run::write_samples(int64_t step) {
   nn::UNet ema_net(config_);
+  ema_net.to(o_.device);
   ema_.copy_to(ema_net);
   ema_net.eval();
   SamplerConfig sampler;
   sampler.steps = o_.sample_steps;
   const Shape shape{config_.in_channels, config_.image_size, config_.image_size};
   const uint64_t seed = o_.seed + kSampleSeedOffset;
-  const Tensor x_T = sample_noise(shape, 0, o_.sample_count, seed, 0);
+  const Tensor x_T = sample_noise(shape, 0, o_.sample_count, seed, 0, o_.device);
   const ModelFn model = [&](const Tensor& x, const Tensor& t) { return ema_net.forward(x, t); };
-  const Tensor images = sample(model, prediction_, schedule_, sampler, x_T, 0, seed);
+  const Tensor images = to_device(sample(model, prediction_, schedule_, sampler, x_T, 0, seed), cpu());
   data::write_png((dir_ / "samples" / (step_folder_name(step) + ".png")).string(),
                   data::make_grid(images, static_cast<int64_t>(std::ceil(std::sqrt(o_.sample_count)))),
                   {{"diffkd", "EMA weights at step " + std::to_string(step) + ", DDIM " +

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "tensor/device.h"
 
 namespace diffkd::diffusion {
 
@@ -45,6 +46,7 @@ struct TrainOptions {
   uint64_t seed = 0;
   bool resume = false;
   bool quiet = false;  // no progress lines (tests)
+  Device device = cpu();  // where the model trains (bit-identical resume: the same device and threads)
 };
 
 struct TrainResult {

@@ -14,7 +14,7 @@ void assign(const Tensor& dst, const Tensor& src) {
   DK_CHECK(dst.shape() == src.shape(), "assign: source ", shape_str(src.shape()),
            " does not match destination ", shape_str(dst.shape()));
   NoGradGuard no_grad;
-  backend(dst.device()).copy(src, dst);
+  copy_tensor(src, dst);
 }
 
 void Module::register_parameter(const std::string& name, Tensor* slot) {
@@ -101,6 +101,23 @@ void Module::to_dtype(DType dtype) {
     *slot = diffkd::to_dtype(slot->detach(), dtype).clone_data();
     if (trainable) slot->requires_grad_();
   }
+}
+
+void Module::to(Device device) {
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  collect_slots("", slots);
+  for (auto& [name, slot] : slots) {
+    if (slot->device() == device) continue;
+    const bool trainable = slot->requires_grad();
+    *slot = diffkd::to_device(slot->detach(), device);
+    if (trainable) slot->requires_grad_();
+  }
+}
+
+Device Module::device() const {
+  std::vector<std::pair<std::string, Tensor*>> slots;
+  collect_slots("", slots);
+  return slots.empty() ? cpu() : slots.front().second->device();
 }
 
 void Module::zero_grad() {

@@ -48,6 +48,10 @@ class Module {
   void set_requires_grad(bool enabled);
   // Converts every floating-point parameter and buffer to `dtype` (f64 for gradchecks and goldens).
   void to_dtype(DType dtype);
+  // Moves every parameter and buffer to `device` (trainable parameters stay trainable).
+  void to(Device device);
+  // Where the parameters live (the first one's device; cpu for a module without any).
+  Device device() const;
   void zero_grad();
 
   // Copies every tensor of `state` into the tensor of the same name. Every name must exist on

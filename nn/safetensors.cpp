@@ -19,6 +19,7 @@
 #include <set>
 #include <tuple>
 
+#include "autograd/ops.h"
 #include "nn/atomic_file.h"
 
 namespace diffkd::safetensors {
@@ -438,8 +439,11 @@ void save(const std::string& path, const NamedTensors& tensors, const Metadata& 
     write(&length, 8);
     write(header.data(), header.size());
     for (const PlannedTensor& p : plan) {
-      // One contiguous copy at a time, so a checkpoint of views never doubles in memory.
-      const Tensor host = p.tensor.is_contiguous() ? p.tensor : p.tensor.clone_data();
+      // One contiguous host copy at a time (a GPU tensor comes to the host here), so a checkpoint
+      // of views never doubles in memory.
+      const Tensor host = p.tensor.device().type != DeviceType::CPU ? to_device(p.tensor.detach(), cpu())
+                          : p.tensor.is_contiguous()                 ? p.tensor
+                                                                     : p.tensor.clone_data();
       if (p.stored == stored_name(host.dtype())) {
         write(host.raw_data(), p.end - p.begin);
       } else {

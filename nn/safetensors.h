@@ -33,7 +33,7 @@ struct Contents {
 // or "U8" (an integer tensor with values in 0..255). Loading widens them back (F32 / I64).
 using StoredTypes = std::map<std::string, std::string>;
 
-// Writes the tensors (any strides; on the CPU) in F32/F64/I64, or as `narrow` says, their data
+// Writes the tensors (any strides, any device) in F32/F64/I64, or as `narrow` says, their data
 // ordered by name, with the header padded by spaces so that the data starts 8-byte aligned. The
 // file is replaced atomically (nn/atomic_file.h). Names must be unique and not "__metadata__".
 void save(const std::string& path, const NamedTensors& tensors, const Metadata& metadata = {},

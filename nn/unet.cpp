@@ -131,8 +131,10 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {
            " do not match the batch of ", x.size(0));
   DK_CHECK((c.num_classes > 0) == y.defined(), "UNet: ",
            c.num_classes > 0 ? "a class-conditional model needs labels y" : "labels given to an unconditional model");
-  Tensor emb = time_embed_out_->forward(silu(time_embed_in_->forward(timestep_embedding(t, c.model_channels))));
-  if (label_emb_) emb = emb + label_emb_->forward(y);  // [N, 4 ch]
+  // The sinusoidal table is computed on the host; it joins x on x's device.
+  const Tensor table = to_device(timestep_embedding(t, c.model_channels), x.device());
+  Tensor emb = time_embed_out_->forward(silu(time_embed_in_->forward(table)));
+  if (label_emb_) emb = emb + label_emb_->forward(to_device(y, x.device()));  // [N, 4 ch]
 
   std::vector<Tensor> skips;
   Tensor h = x;

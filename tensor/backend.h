@@ -138,5 +138,7 @@ class Backend {
 
 // The backend for a device; throws diffkd::Error if none is compiled in.
 Backend& backend(Device device);
+// dst = src across devices too: the backend of the non-CPU side does it.
+void copy_tensor(const Tensor& src, const Tensor& dst);
 
 }  // namespace diffkd

@@ -14,4 +14,8 @@ Backend& backend(Device device) {
   return *be;
 }
 
+void copy_tensor(const Tensor& src, const Tensor& dst) {
+  backend(dst.device().type == DeviceType::CPU ? src.device() : dst.device()).copy(src, dst);
+}
+
 }  // namespace diffkd

@@ -11,8 +11,7 @@ Tensor to_device(const Tensor& x, Device device) {
   DK_CHECK(x.defined(), "to_device: undefined tensor");
   if (x.device() == device) return x;
   Tensor out = Tensor::empty(x.shape(), x.dtype(), device);
-  // A copy between devices is done by the backend of the non-CPU side.
-  backend(device.type == DeviceType::CPU ? x.device() : device).copy(x, out);
+  copy_tensor(x, out);
   const Device from = x.device();
   return record("to_device", {x}, out,
                 [from](const GradContext& c) { return TensorList{to_device(c.grad, from)}; });
