@@ -12,19 +12,6 @@ namespace diffkd::cuda {
 
 namespace {
 
-// The block-wide sum of each thread's `value` (every thread gets it). Fixed order: deterministic.
-__device__ double block_sum(double value, double* scratch) {
-  scratch[threadIdx.x] = value;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) scratch[threadIdx.x] += scratch[threadIdx.x + width];
-    __syncthreads();
-  }
-  const double total = scratch[0];
-  __syncthreads();
-  return total;
-}
-
 template <typename T>
 __global__ void group_norm_kernel(const T* x, const T* w, const T* b, int64_t groups, int64_t cg, int64_t hw,
                                   double eps, T* y, T* mean, T* rstd) {

@@ -44,13 +44,8 @@ __global__ void reduce_block_kernel(StridedIndex<1> kept, StridedIndex<1> reduce
     reduced.offsets(r, off);
     acc = Op::combine(acc, static_cast<Acc>(x[base[0] + off[0]]));
   }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] = Op::combine(partial[threadIdx.x], partial[threadIdx.x + width]);
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[o] = static_cast<T>(partial[0]);
+  const Acc total = block_reduce(acc, partial, [](Acc a, Acc b) { return Op::combine(a, b); });
+  if (threadIdx.x == 0) out[o] = static_cast<T>(total);
 }
 
 template <typename T, typename Acc, typename Op>
@@ -99,23 +94,10 @@ __global__ void softmax_kernel(const T* x, T* out, int64_t len, int64_t inner, b
   T* dst = out + o * len * inner + i;
   double m = -INFINITY;
   for (int64_t k = threadIdx.x; k < len; k += blockDim.x) m = fmax(m, static_cast<double>(in[k * inner]));
-  partial[threadIdx.x] = m;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] = fmax(partial[threadIdx.x], partial[threadIdx.x + width]);
-    __syncthreads();
-  }
-  const T row_max = static_cast<T>(partial[0]);
-  __syncthreads();
+  const T row_max = static_cast<T>(block_reduce(m, partial, [](double a, double b) { return fmax(a, b); }));
   double s = 0;
   for (int64_t k = threadIdx.x; k < len; k += blockDim.x) s += static_cast<double>(exp(in[k * inner] - row_max));
-  partial[threadIdx.x] = s;
-  __syncthreads();
-  for (int width = blockDim.x / 2; width > 0; width /= 2) {
-    if (threadIdx.x < width) partial[threadIdx.x] += partial[threadIdx.x + width];
-    __syncthreads();
-  }
-  const double total = partial[0];
+  const double total = block_sum(s, partial);
   for (int64_t k = threadIdx.x; k < len; k += blockDim.x) {
     const T shifted = in[k * inner] - row_max;
     dst[k * inner] = log ? static_cast<T>(shifted - ::log(total)) : static_cast<T>(exp(shifted) / total);

@@ -93,6 +93,20 @@ TEST_F(Cuda, CopiesRoundTripExactlyInEveryLayout) {
   EXPECT_EQ(compare(idx, to_device(to_device(idx, cuda_device()), cpu())).max_abs, 0.0);
 }
 
+// to_device is differentiable: the gradient returns to the input's device, both ways.
+TEST_F(Cuda, ToDeviceCarriesGradientsBack) {
+  Generator gen(2);
+  const Tensor x = randn({3, 5}, gen, DType::F64).requires_grad_();
+  const Tensor w = randn({3, 5}, gen, DType::F64);
+  sum(mul(to_device(x, cuda_device()), to_device(w, cuda_device()))).backward();
+  ASSERT_EQ(x.grad().device(), cpu());
+  EXPECT_EQ(compare(w, to_device(x.grad(), cuda_device())).max_abs, 0.0);
+  const Tensor xg = to_device(x.detach(), cuda_device()).requires_grad_();
+  sum(mul(to_device(xg, cpu()), w)).backward();
+  ASSERT_EQ(xg.grad().device(), cuda_device());
+  EXPECT_EQ(compare(w, xg.grad()).max_abs, 0.0);
+}
+
 TEST_F(Cuda, RandomDrawsMatchTheCpuBitForBit) {
   for (DType dtype : {DType::F32, DType::F64}) {
     Generator a(123), b(123);
