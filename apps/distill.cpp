@@ -114,14 +114,13 @@ diffusion::RunControl run_control(const std::string& dir) {
   r.checkpoint_every = opts.checkpoint_every;
   r.keep_last = opts.keep_last;
   r.resume = opts.resume;
+  r.device = selected_device();
   return r;
 }
 
 int run_distill() {
-  // The methods' loops build their tensors on the host; they do not run on a GPU yet.
-  DK_CHECK(!device_was_named() || selected_device().type == DeviceType::CPU,
-           "distill: the distillation methods run on the CPU only for now (--device cpu)");
   apply_preset();
+  const Device device = selected_device();  // the networks' device; pools, pairs and queues stay on the host
   const std::string run_dir = opts.run_dir.empty() ? "runs/" + opts.method : opts.run_dir;
   if (opts.method == "student") {
     distill::PairOptions p;
@@ -136,6 +135,7 @@ int run_distill() {
     p.quantise = !opts.no_quantise;
     p.batch_size = opts.gen_batch;
     p.seed = opts.seed;
+    p.device = device;
     distill::generate_pairs(p);
     distill::StudentOptions s;
     s.teacher = opts.teacher;
@@ -167,6 +167,7 @@ int run_distill() {
     t.batch_size = opts.gen_batch;
     t.quantise_noise = !opts.no_quantise_noise;
     t.seed = opts.seed;
+    t.device = device;
     distill::generate_trajectories(t);
     distill::AdvKdOptions a;
     a.teacher = opts.teacher;
@@ -241,6 +242,7 @@ int run_distill() {
     r.faithful_queue = opts.queue == "faithful";
     r.head_lr = opts.lr;
     r.seed = opts.seed;
+    r.device = device;
     objective = std::make_unique<distill::RddObjective>(r);
   }
   const distill::ProgressiveResult r = distill::progressive_distillation(p, train_set, objective.get());

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "tensor/device.h"
+
 namespace diffkd::diffusion {
 
 // Compares settings recorded in `path` with this invocation's; fails on a changed `fixed` key,
@@ -36,6 +38,7 @@ struct RunControl {
   bool resume = false;
   bool quiet = false;      // no progress lines (tests)
   int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
+  Device device = cpu();   // where the networks run (bit-identical resume: the same device and threads)
   // One line naming the bad flag (`who` is the command, e.g. "distill dkdm").
   void check(const std::string& who) const;
   // After step `step` of `total`: saves a checkpoint when one is due (every checkpoint_every, at

@@ -91,7 +91,7 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
   DK_CHECK(o.count > 0 && o.teacher_steps > 0 && o.shard_size > 0 && o.batch_size > 0,
            "advkd trajectories: --trajectories, --teacher-steps, --shard-size and --gen-batch must be positive");
   const nn::StagedGeneratorConfig g = nn::load_generator_config(o.generator);
-  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher, o.device);
   DK_CHECK(teacher.net, o.teacher, ": the Adv-KD teacher must be a diffusion model");
   const nn::UNetConfig& tc = teacher.net->config();
   const int64_t size = g.resolutions.back(), pad = (size - tc.image_size) / 2;
@@ -133,7 +133,7 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
     NoGradGuard no_grad;
     for (int64_t b = first; b < first + n; b += o.batch_size) {
       const int64_t m = std::min(o.batch_size, first + n - b);
-      const Tensor x_T = diffusion::sample_noise(shape, b, m, o.seed, 0);
+      const Tensor x_T = diffusion::sample_noise(shape, b, m, o.seed, 0, o.device);
       TensorList per_stage(stages);
       diffusion::sample(fn, prediction, teacher.schedule, ddpm, x_T, b, o.seed,
                         [&](int64_t step, int64_t total, const Tensor& x) {
@@ -141,8 +141,8 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
                             if (stage_target_step(s, stages, total) == step)
                               per_stage[s] = pad > 0 ? diffkd::pad(x, {pad, pad, pad, pad}, -1.0) : x;
                         });
-      conditions.push_back(nn::adversarial_condition(x_T, g.noise_size, o.quantise_noise));
-      states.push_back(stack(per_stage, 1));  // [m, stages, C, size, size]
+      conditions.push_back(nn::adversarial_condition(to_device(x_T, cpu()), g.noise_size, o.quantise_noise));
+      states.push_back(to_device(stack(per_stage, 1), cpu()));  // [m, stages, C, size, size]
     }
     safetensors::save(path, {{"condition", concat(conditions, 0)}, {"states", nn::to_png_bytes(concat(states, 0))}},
                       {{"first", std::to_string(first)}, {"count", std::to_string(n)}}, {{"states", "U8"}});
@@ -194,6 +194,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                                                  "gp_weight", "clip", "seed"},
                            o.run.resume, o.run.quiet);
   nn::StagedGenerator generator(g, o.run.seed);
+  generator.to(o.run.device);  // before the optimisers take its tensors
   generator.train();
   std::unique_ptr<nn::ConditionalDiscriminator> d;
   std::unique_ptr<nn::Adam> adam_g, adam_d;
@@ -209,6 +210,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     dc.max_channels = o.max_channels;
     dc.hidden = o.hidden;
     d = std::make_unique<nn::ConditionalDiscriminator>(dc, o.run.seed * 1000 + 7 + s);  // a new D per stage
+    d->to(o.run.device);
     d->train();
     AdamHyper hyper;
     hyper.lr = o.lr;
@@ -271,7 +273,8 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                                                          static_cast<uint64_t>(stage * 100000 + epoch));
     std::vector<double> idx(order.begin() + b * o.batch_size, order.begin() + (b + 1) * o.batch_size);
     const Tensor rows = from_vector(idx, {o.batch_size}, DType::I64);
-    const Tensor z = index_select(condition, 0, rows), real = index_select(targets[stage], 0, rows);
+    const Tensor z = to_device(index_select(condition, 0, rows), o.run.device);
+    const Tensor real = to_device(index_select(targets[stage], 0, rows), o.run.device);
     std::vector<double> alpha(o.batch_size);
     for (int64_t i = 0; i < o.batch_size; ++i)
       alpha[i] = philox::uniform_at(o.run.seed ^ streams::kAdvKdGpMix, static_cast<uint64_t>(step), i);
@@ -279,7 +282,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     // One D step (then its weights clipped), then one G step on a fresh generator pass.
     DiscriminatorLossParts parts;
     Tensor loss_d = discriminator_loss(*d, real, generator.forward(z, stage).detach(), z,
-                                       from_vector(alpha, {o.batch_size}), o.adversarial, &parts);
+                                       from_vector(alpha, {o.batch_size}, DType::F32, o.run.device), o.adversarial, &parts);
     const double value_d = loss_d.item();
     DK_CHECK(std::isfinite(value_d), "distill advkd: step ", step, ": the discriminator loss is ", value_d);
     loss_d.backward();

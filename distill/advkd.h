@@ -53,6 +53,7 @@ struct TrajectoryOptions {
   bool quantise_noise = true;
   uint64_t seed = 0;
   bool quiet = false;
+  Device device = cpu();  // where the teacher samples; the set is stored on the host
 };
 // Which sampler step (1-based, of `steps`) ends stage k's target, for `stages` stages:
 // 1 + k steps / (stages - 1), and the last stage the final sample. One batch size for every stage:

@@ -95,7 +95,7 @@ int64_t generate_pairs(const PairOptions& o) {
   } else {
     write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
   }
-  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher, o.device);
   const diffusion::SamplerConfig sampler = teacher_sampler(o);
   diffusion::sampler_steps(teacher.schedule, sampler);  // a bad sequence fails before any work
   const int64_t total = o.held_out + o.count, shards = (total + o.shard_size - 1) / o.shard_size;
@@ -170,15 +170,16 @@ PairSet load_pairs(const std::string& folder) {
   return set;
 }
 
-// Rows `indices` of a [N, ...] tensor, and their noise x_T (sample index = pair index).
-Tensor rows(const Tensor& all, const std::vector<int64_t>& indices) {
+// Rows `indices` of a [N, ...] tensor on the host, placed on `device`, and their noise x_T (sample
+// index = pair index).
+Tensor rows(const Tensor& all, const std::vector<int64_t>& indices, Device device) {
   std::vector<double> idx(indices.begin(), indices.end());
-  return index_select(all, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::I64));
+  return to_device(index_select(all, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::I64)), device);
 }
 
-Tensor noise_of(const std::vector<int64_t>& indices, const Shape& shape, uint64_t seed) {
+Tensor noise_of(const std::vector<int64_t>& indices, const Shape& shape, uint64_t seed, Device device) {
   TensorList parts;
-  for (int64_t i : indices) parts.push_back(diffusion::sample_noise(shape, i, 1, seed, 0));
+  for (int64_t i : indices) parts.push_back(diffusion::sample_noise(shape, i, 1, seed, 0, device));
   return concat(parts, 0);
 }
 
@@ -217,8 +218,10 @@ StudentResult train_denoising_student(const StudentOptions& o) {
                          {"warmup", o.warmup},  {"beta2", o.beta2},     {"ema", o.ema},           {"grad_clip", o.grad_clip},
                          {"eval_every", o.eval_every}, {"seed", o.run.seed}};
   diffusion::RunFolder run(o.run.dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.run.resume, o.run.quiet);
+  const Device device = o.run.device;
   nn::UNet student(config);
   student.copy_weights_from(*teacher.net);  // the student starts as the teacher
+  student.to(device);  // before the optimiser and the EMA take its tensors
   student.train();
   AdamHyper hyper;
   hyper.lr = o.lr;
@@ -256,6 +259,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
   auto evaluate = [&](int64_t step) {
     NoGradGuard no_grad;
     nn::UNet averaged(config);
+    averaged.to(device);
     ema.copy_to(averaged);
     averaged.eval();
     double total = 0;
@@ -263,8 +267,8 @@ StudentResult train_denoising_student(const StudentOptions& o) {
       std::vector<int64_t> idx(std::min(o.batch_size, pairs.held_out - first));
       std::iota(idx.begin(), idx.end(), first);
       const Tensor image = diffusion::one_step_image(averaged, o.form, prediction, teacher.schedule,
-                                                     noise_of(idx, shape, pairs.seed));
-      total += denoising_student_loss(o.loss, image, rows(pairs.targets, idx)).item() * static_cast<double>(idx.size());
+                                                     noise_of(idx, shape, pairs.seed, device));
+      total += denoising_student_loss(o.loss, image, rows(pairs.targets, idx, device)).item() * static_cast<double>(idx.size());
     }
     const double held_out = total / pairs.held_out;
     const bool best = held_out < result.best_held_out_loss;
@@ -304,8 +308,8 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     const double lr = lr_schedule.at(step);
     adam.set_lr(lr);
     const Tensor image = diffusion::one_step_image(student, o.form, prediction, teacher.schedule,
-                                                   noise_of(idx, shape, pairs.seed));
-    Tensor loss = denoising_student_loss(o.loss, image, rows(pairs.targets, idx));
+                                                   noise_of(idx, shape, pairs.seed, device));
+    Tensor loss = denoising_student_loss(o.loss, image, rows(pairs.targets, idx, device));
     const double value = loss.item();
     DK_CHECK(std::isfinite(value), "distill student: step ", step, ": the loss is ", value,
              "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());

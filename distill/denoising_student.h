@@ -47,6 +47,7 @@ struct PairOptions {
   int64_t batch_size = 100;
   uint64_t seed = 0;
   bool quiet = false;
+  Device device = cpu();  // where the teacher samples (the shards are the same on every device, within rounding)
 };
 
 // Generates the missing shards; returns the number of pairs in the folder.

@@ -96,14 +96,15 @@ Pool load_pool(const std::string& path, nn::Metadata* meta) {
   return pool;
 }
 
-Tensor rows_of(const Tensor& all, const std::vector<int64_t>& idx) {
+// Rows of the pool (on the host), placed where the networks run.
+Tensor rows_of(const Tensor& all, const std::vector<int64_t>& idx, Device device) {
   std::vector<double> i(idx.begin(), idx.end());
-  return index_select(all, 0, from_vector(i, {static_cast<int64_t>(i.size())}, DType::I64));
+  return to_device(index_select(all, 0, from_vector(i, {static_cast<int64_t>(i.size())}, DType::I64)), device);
 }
 
-// Writes rows back into the pool (a plain buffer: no gradient flows through the pool).
+// Writes rows back into the pool (a plain host buffer: no gradient flows through the pool).
 void write_rows(Tensor& all, const std::vector<int64_t>& idx, const Tensor& rows) {
-  const Tensor src = contiguous(to_dtype(rows, all.dtype()));
+  const Tensor src = contiguous(to_device(to_dtype(rows, all.dtype()), cpu()));
   const int64_t row = all.numel() / all.size(0);
   DK_CHECK(src.size(0) == static_cast<int64_t>(idx.size()) && src.numel() == src.size(0) * row,
            "dkdm pool: writing ", src.size(0), " rows of ", src.numel() / std::max<int64_t>(1, src.size(0)),
@@ -154,8 +155,9 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
                                      active.begin() + std::min(active.size(), first + o.prepare_batch));
       const std::vector<int64_t> t(idx.size(), c - 1);
       TensorList z;
-      for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.run.seed ^ kPoolNoise, c));
-      const TeacherStep step = dkdm_teacher_step(fn, prediction, teacher.schedule, rows_of(pool.x, idx), t, concat(z, 0));
+      for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.run.seed ^ kPoolNoise, c, o.run.device));
+      const TeacherStep step =
+          dkdm_teacher_step(fn, prediction, teacher.schedule, rows_of(pool.x, idx, o.run.device), t, concat(z, 0));
       write_rows(pool.x, idx, step.x_prev);
       for (int64_t i : idx) pool.t[i] = c - 1;
       evaluations += static_cast<int64_t>(idx.size());
@@ -182,7 +184,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
            o.mode, "' (expected dynamic, iterative or shuffled)");
   o.run.check("distill dkdm");
   DK_CHECK(o.batch_size > 0 && o.steps > 0 && o.rho > 0, "distill dkdm: --batch, --steps and --rho must be positive");
-  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher, o.run.device);
   const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
   const int64_t T = teacher.schedule.steps();
   const nn::UNetConfig config = nn::load_unet_config(o.student_model);
@@ -215,6 +217,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
   Pool pool = load_pool(pool_path, nullptr);
 
   nn::UNet student(config, o.run.seed);  // any architecture, from scratch
+  student.to(o.run.device);              // before Adam and the EMA take its tensors
   student.train();
   AdamHyper hyper;
   hyper.lr = o.lr;
@@ -276,8 +279,9 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
       }
       t[j] = pool.t[idx[j]] - 1;  // x is ready to be denoised at schedule index t
     }
-    const Tensor x_t = rows_of(pool.x, idx);
-    const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kStepNoise, static_cast<uint64_t>(step));
+    const Tensor x_t = rows_of(pool.x, idx, o.run.device);
+    const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kStepNoise, static_cast<uint64_t>(step),
+                                             o.run.device);
     const TeacherStep target = dkdm_teacher_step(teacher_fn, prediction, teacher.schedule, x_t, t, z);
     DkdmLossParts parts;
     Tensor loss = dkdm_loss(student.forward(x_t, diffusion::model_time(teacher.schedule, t)), target, teacher.schedule,

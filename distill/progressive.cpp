@@ -149,8 +149,10 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     teacher = std::make_unique<nn::UNet>(config);
     if (k == 0) teacher->copy_weights_from(*original.net);
     else nn::load_model(student_file(run.dir(), student_steps(k - 1)), *teacher);
+    teacher->to(o.run.device);
     teacher->eval();
     student = std::make_unique<nn::UNet>(config);
+    student->to(o.run.device);  // before Adam takes its tensors
     student->copy_weights_from(*teacher);  // PD: the student starts as its teacher
     student->train();
     AdamHyper hyper;
@@ -214,14 +216,14 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     const int64_t n = student_steps(stage), within = (step - 1) % o.updates_per_stage + 1;
     const double lr = lr_schedule.at(within - 1);  // the stage's first update at the base rate, as PD's step 0
     adam->set_lr(lr);
-    const Tensor x = loader.next().images;
+    const Tensor x = to_device(loader.next().images, o.run.device);
     const int64_t b = o.batch_size, first = (step - 1) * b;
     std::vector<int64_t> i(b);
     for (int64_t j = 0; j < b; ++j)  // i ~ U{1..N}, keyed by (seed, step, j)
       i[j] = 1 + std::min<int64_t>(n - 1, static_cast<int64_t>(philox::uniform_at(o.run.seed ^ kStepStream, 0, first + j) * n));
     const PdTimes times = pd_times(schedule.steps(), n, i);
     const Shape sample_shape(x.shape().begin() + 1, x.shape().end());
-    const Tensor eps = diffusion::sample_noise(sample_shape, first, b, o.run.seed ^ kNoiseStream, 0);
+    const Tensor eps = diffusion::sample_noise(sample_shape, first, b, o.run.seed ^ kNoiseStream, 0, o.run.device);
     const Coefficients c = grid_coefficients(schedule, times.t, x);
     const Tensor z_t = c.signal * x + c.noise * eps;
     const PdTarget target = progressive_target(teacher_fn, prediction, schedule, z_t, times);

@@ -84,7 +84,7 @@ void MemoryBank::enqueue(const Tensor& teacher_units, const std::vector<int64_t>
                                  : reshape(permute(teacher_units, {1, 0, 2, 3}), {c, -1});
   std::vector<double> idx(columns.begin(), columns.end());
   const Tensor picked = transpose(index_select(matrix, 1, from_vector(idx, {k}, DType::I64)), 0, 1);  // [K, C]
-  const Tensor new_rows = contiguous(to_dtype(normalize(picked, 1), queue.dtype()));
+  const Tensor new_rows = contiguous(to_device(to_dtype(normalize(picked, 1), queue.dtype()), cpu()));
   int64_t start = pointer;
   if (pointer + k >= rows) {  // the official rule: the last K rows, and back to the start
     start = rows - k;
@@ -107,6 +107,7 @@ RddObjective::RddObjective(const RddOptions& options) : o_(options) {
            "rdd: --enqueue (", o_.enqueue, ") and --contrast-rows (", o_.contrast_rows,
            ") must be between 1 and --queue-rows (", o_.queue_rows, ")");
   features_ = eval::load_classifier(o_.feature_net).net;
+  features_->to(o_.device);
   features_->eval();                     // BatchNorm on its running statistics
   features_->set_requires_grad(false);  // frozen: gradients pass through it to the student only
 }
@@ -124,6 +125,7 @@ void RddObjective::begin_stage(int64_t stage) {
   stage_ = stage;
   const int64_t channels = features_->config().width2;
   head_ = std::make_unique<ProjectionHead>(channels, o_.seed * 1000 + 17 + stage);
+  head_->to(o_.device);  // before its Adam takes the tensors
   head_->train();
   AdamHyper hyper;
   hyper.lr = o_.head_lr;
@@ -150,7 +152,7 @@ Tensor RddObjective::loss(const StageStep& s, std::vector<std::pair<std::string,
   const Tensor cfd = rcfd_loss(f_teacher, f_student, w.tau_cfd);
   const Tensor isp2p = pixel_relation_loss(f_teacher, f_student, w.tau_isp2p);
   const Tensor mp2p = memory_relation_loss(teacher_units, pixel_unit_vectors(head_->forward(f_student)),
-                                           bank_->contrast_rows(), w.tau_contrast, w.tau_kd);
+                                           to_device(bank_->contrast_rows(), o_.device), w.tau_contrast, w.tau_kd);
   Tensor total = w.cfd * cfd + w.isp2p * isp2p + w.mp2p * mp2p;
   parts = {{"cfd", cfd.item()}, {"isp2p", isp2p.item()}, {"mp2p", mp2p.item()}};
   if (w.pd > 0) {

@@ -54,7 +54,7 @@ class MemoryBank {
   void enqueue(const Tensor& teacher_units, const std::vector<int64_t>& columns);
   // The fixed contrast rows round(linspace(0, rows - 1, contrast)).
   Tensor contrast_rows() const;
-  Tensor queue;  // [rows, C]
+  Tensor queue;  // [rows, C], on the host (enqueue writes rows in place)
   int64_t pointer = 0;
   std::vector<int64_t> contrast_index;
   bool faithful = false;
@@ -78,6 +78,7 @@ struct RddOptions {
   bool faithful_queue = false;  // the official raw-view flatten
   double head_lr = 1e-4;        // the projection head's own Adam (the official uses the student's lr)
   uint64_t seed = 0;
+  Device device = cpu();  // the feature network's and the head's (the queue stays on the host)
 };
 
 // RDD as a stage objective of the PD loop (progressive.h): the student's x0 and the target x~

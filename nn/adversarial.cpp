@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "tensor/backend.h"
 #include "tensor/creation.h"
 
 namespace diffkd::nn {
@@ -170,11 +171,7 @@ Tensor ConditionalDiscriminator::forward(const Tensor& image, const Tensor& nois
 
 void ConditionalDiscriminator::clip_weights(double c) {
   NoGradGuard no_grad;
-  for (auto& [name, t] : named_parameters()) {
-    const Tensor clipped = contiguous(clamp(t, -c, c));
-    if (t.dtype() == DType::F64) std::copy(clipped.data<double>(), clipped.data<double>() + clipped.numel(), t.data<double>());
-    else std::copy(clipped.data<float>(), clipped.data<float>() + clipped.numel(), t.data<float>());
-  }
+  for (auto& [name, t] : named_parameters()) copy_tensor(clamp(t, -c, c), t);  // in place, on any device
 }
 
 }  // namespace diffkd::nn

@@ -18,41 +18,6 @@ namespace {
 
 using namespace distill;
 
-const std::string& tiny_trajectories() {
-  static const std::string dir = [] {
-    TrajectoryOptions t;
-    t.teacher = tiny_teacher();
-    t.dir = fresh_test_dir("advkd_traj_" + std::to_string(::getpid()));
-    t.generator = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-advkd.json").string();
-    t.count = 48;
-    t.teacher_steps = 6;
-    t.shard_size = 20;
-    t.batch_size = 16;
-    t.seed = 4;
-    t.quiet = true;
-    generate_trajectories(t);
-    return t.dir;
-  }();
-  return dir;
-}
-
-AdvKdOptions tiny_advkd(const std::string& dir) {
-  AdvKdOptions o;
-  o.teacher = tiny_teacher();
-  o.trajectories = tiny_trajectories();
-  o.run.dir = dir;
-  o.epochs = 2;
-  o.batch_size = 8;
-  o.lr = 1e-3;
-  o.ndf = 4;
-  o.max_channels = 8;
-  o.hidden = 8;
-  o.run.log_every = 1;
-  o.run.checkpoint_every = 5;
-  o.run.quiet = true;
-  return o;
-}
-
 TEST(AdvKd, TrajectoryTargetsAreTheTeachersOwnSamples) {
   EXPECT_EQ(stage_target_step(0, 3, 6), 1);  // after the first step
   EXPECT_EQ(stage_target_step(1, 3, 6), 4);

@@ -34,37 +34,6 @@ TEST(DenoisingStudentGolden, QuantisationAndLossesMatchPyTorch) {
   }
 }
 
-PairOptions tiny_pairs(const std::string& dir) {
-  PairOptions p;
-  p.teacher = tiny_teacher();
-  p.dir = dir;
-  p.count = 96;
-  p.held_out = 32;
-  p.shard_size = 40;  // 4 shards, the last one short
-  p.steps = 4;
-  p.batch_size = 16;
-  p.seed = 7;
-  p.quiet = true;
-  return p;
-}
-
-StudentOptions tiny_student(const std::string& pairs, const std::string& run) {
-  StudentOptions s;
-  s.teacher = tiny_teacher();
-  s.pairs = pairs;
-  s.run.dir = run;
-  s.steps = 60;
-  s.batch_size = 16;
-  s.lr = 1e-3;
-  s.warmup = 5;
-  s.ema = 0.8;
-  s.eval_every = 20;
-  s.run.log_every = 5;
-  s.run.checkpoint_every = 7;
-  s.run.quiet = true;
-  return s;
-}
-
 TEST(DenoisingStudent, PairShardsResumeAndTheStudentBeatsItsInitialisation) {
   const std::string pairs = fresh_test_dir("ds_pairs");
   EXPECT_EQ(generate_pairs(tiny_pairs(pairs)), 128);

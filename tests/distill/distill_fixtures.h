@@ -15,7 +15,12 @@
 
 #include "data/registry.h"
 #include "diffusion/trainer.h"
+#include "distill/advkd.h"
+#include "distill/denoising_student.h"
+#include "distill/dkdm.h"
 #include "distill/progressive.h"
+#include "distill/rdd.h"
+#include "eval/classifier_eval.h"
 #include "nn/safetensors.h"
 
 namespace diffkd::testing {
@@ -96,6 +101,127 @@ inline distill::ProgressiveOptions tiny_pd(const std::string& dir, int64_t updat
   o.run.checkpoint_every = 3;
   o.run.quiet = true;
   return o;
+}
+
+// The Denoising Student pair set and run of the tests (4-step teacher DDIM, 4 shards).
+inline distill::PairOptions tiny_pairs(const std::string& dir) {
+  distill::PairOptions p;
+  p.teacher = tiny_teacher();
+  p.dir = dir;
+  p.count = 96;
+  p.held_out = 32;
+  p.shard_size = 40;  // 4 shards, the last one short
+  p.steps = 4;
+  p.batch_size = 16;
+  p.seed = 7;
+  p.quiet = true;
+  return p;
+}
+
+inline distill::StudentOptions tiny_student(const std::string& pairs, const std::string& run) {
+  distill::StudentOptions s;
+  s.teacher = tiny_teacher();
+  s.pairs = pairs;
+  s.run.dir = run;
+  s.steps = 60;
+  s.batch_size = 16;
+  s.lr = 1e-3;
+  s.warmup = 5;
+  s.ema = 0.8;
+  s.eval_every = 20;
+  s.run.log_every = 5;
+  s.run.checkpoint_every = 7;
+  s.run.quiet = true;
+  return s;
+}
+
+// DKDM on the T = 100 teacher: a pool of 16 states, batch 4, a learned-range student.
+inline distill::DkdmOptions tiny_dkdm(const std::string& dir) {
+  distill::DkdmOptions o;
+  o.teacher = tiny_teacher_100();  // T = 100: the pool walks every step
+  o.student_model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
+  o.run.dir = dir;
+  o.rho = 0.04;  // round(0.04 * 100) * 4 = 16 states
+  o.batch_size = 4;
+  o.steps = 40;
+  o.lr = 2e-3;
+  o.ema = 0.9;
+  o.prepare_batch = 16;
+  o.run.log_every = 1;
+  o.run.checkpoint_every = 5;
+  o.run.quiet = true;
+  return o;
+}
+
+// Adv-KD: 48 trajectories of 6 DDPM steps (made once per process) and a tiny generator and D.
+inline const std::string& tiny_trajectories() {
+  static const std::string dir = [] {
+    distill::TrajectoryOptions t;
+    t.teacher = tiny_teacher();
+    t.dir = fresh_test_dir("advkd_traj_" + std::to_string(::getpid()));
+    t.generator = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-advkd.json").string();
+    t.count = 48;
+    t.teacher_steps = 6;
+    t.shard_size = 20;
+    t.batch_size = 16;
+    t.seed = 4;
+    t.quiet = true;
+    distill::generate_trajectories(t);
+    return t.dir;
+  }();
+  return dir;
+}
+
+inline distill::AdvKdOptions tiny_advkd(const std::string& dir) {
+  distill::AdvKdOptions o;
+  o.teacher = tiny_teacher();
+  o.trajectories = tiny_trajectories();
+  o.run.dir = dir;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.lr = 1e-3;
+  o.ndf = 4;
+  o.max_channels = 8;
+  o.hidden = 8;
+  o.run.log_every = 1;
+  o.run.checkpoint_every = 5;
+  o.run.quiet = true;
+  return o;
+}
+
+// RDD: a tiny feature network (once per process), PD at a higher lr, a small queue.
+inline const std::string& tiny_feature_net() {
+  static const std::string path = [] {
+    eval::ClassifierTrainOptions c;
+    c.epochs = 2;
+    c.batch_size = 16;
+    c.seed = 2;
+    c.width1 = 4;
+    c.width2 = 8;
+    c.hidden = 8;
+    c.quiet = true;
+    const std::string file = fresh_test_dir("features_" + std::to_string(::getpid())) + ".safetensors";
+    eval::train_classifier(tiny_images(), tiny_images(), c, file);
+    return file;
+  }();
+  return path;
+}
+
+inline distill::ProgressiveOptions tiny_rdd_run(const std::string& dir, int64_t updates) {
+  distill::ProgressiveOptions o = tiny_pd(dir, updates);
+  o.lr = 1e-3;
+  return o;
+}
+
+inline distill::RddOptions tiny_rdd() {
+  distill::RddOptions r;
+  r.feature_net = tiny_feature_net();
+  r.queue_rows = 64;
+  r.contrast_rows = 16;
+  r.enqueue = 8;
+  r.head_lr = 1e-3;
+  r.seed = 3;
+  return r;
 }
 
 // The logged loss of every step of a stage (metrics.csv: step, stage, student_steps, loss, ...).

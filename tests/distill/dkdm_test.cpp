@@ -15,23 +15,6 @@ namespace {
 
 using namespace distill;
 
-DkdmOptions tiny_dkdm(const std::string& dir) {
-  DkdmOptions o;
-  o.teacher = tiny_teacher_100();  // T = 100: the pool walks every step
-  o.student_model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
-  o.run.dir = dir;
-  o.rho = 0.04;  // round(0.04 * 100) * 4 = 16 states
-  o.batch_size = 4;
-  o.steps = 40;
-  o.lr = 2e-3;
-  o.ema = 0.9;
-  o.prepare_batch = 16;
-  o.run.log_every = 1;
-  o.run.checkpoint_every = 5;
-  o.run.quiet = true;
-  return o;
-}
-
 std::vector<int64_t> counters(const std::string& pool_file) {
   std::vector<int64_t> t;
   for (double v : safetensors::load(pool_file).at("t").to_vector()) t.push_back(static_cast<int64_t>(v));

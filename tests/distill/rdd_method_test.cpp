@@ -16,40 +16,6 @@ namespace {
 
 using namespace distill;
 
-const std::string& tiny_feature_net() {
-  static const std::string path = [] {
-    eval::ClassifierTrainOptions c;
-    c.epochs = 2;
-    c.batch_size = 16;
-    c.seed = 2;
-    c.width1 = 4;
-    c.width2 = 8;
-    c.hidden = 8;
-    c.quiet = true;
-    const std::string file = fresh_test_dir("features_" + std::to_string(::getpid())) + ".safetensors";
-    eval::train_classifier(tiny_images(), tiny_images(), c, file);
-    return file;
-  }();
-  return path;
-}
-
-ProgressiveOptions tiny_rdd_run(const std::string& dir, int64_t updates) {
-  ProgressiveOptions o = tiny_pd(dir, updates);
-  o.lr = 1e-3;
-  return o;
-}
-
-RddOptions tiny_rdd() {
-  RddOptions r;
-  r.feature_net = tiny_feature_net();
-  r.queue_rows = 64;
-  r.contrast_rows = 16;
-  r.enqueue = 8;
-  r.head_lr = 1e-3;
-  r.seed = 3;
-  return r;
-}
-
 TEST(RddMethod, RelationalLossFallsWithinAStage) {
   const std::string dir = fresh_test_dir("rdd_learns");
   RddObjective objective(tiny_rdd());
