@@ -11,5 +11,7 @@ int cuda_device_count() { return 0; }
 std::string cuda_unavailable_reason() { return "diffkd was built without CUDA (no nvcc found, or -DDIFFKD_CUDA=OFF)"; }
 void cuda_load_libraries() { fail(cuda_unavailable_reason()); }
 Backend* cuda_backend_or_null() { return nullptr; }
+CudaDeviceInfo cuda_device_info(int) { fail(cuda_unavailable_reason()); }
+double cuda_time_ms(const std::function<void()>&) { fail(cuda_unavailable_reason()); }
 
 }  // namespace diffkd

@@ -3,6 +3,7 @@
 // build has the CUDA backend, whether a GPU is usable now, and the backend itself. Defined in
 // cuda/ (cuda/runtime.cpp) when diffkd is built with CUDA, else by cuda/no_cuda.cpp.
 
+#include <functional>
 #include <string>
 
 namespace diffkd {
@@ -20,5 +21,17 @@ std::string cuda_unavailable_reason();
 void cuda_load_libraries();
 // The CUDA backend, or nullptr in a build without CUDA.
 Backend* cuda_backend_or_null();
+
+// What a benchmark reports against: the GPU's name and its peaks, from the device's attributes.
+struct CudaDeviceInfo {
+  std::string name;
+  int compute_major = 0, compute_minor = 0, multiprocessors = 0;
+  double fp32_tflops = 0;  // FP32 FMA lanes x 2 x SMs x peak clock (CUDA cores, no tensor cores)
+  double memory_gbps = 0;  // 2 (double data rate) x memory clock x bus width
+};
+CudaDeviceInfo cuda_device_info(int device = 0);
+// GPU milliseconds of `work`: CUDA events recorded around it on the backend's stream (the host
+// waits for the second one). `work` launches kernels; it need not synchronise.
+double cuda_time_ms(const std::function<void()>& work);
 
 }  // namespace diffkd

@@ -1,0 +1,30 @@
+// The GPU microbenchmarks' entry point: Google Benchmark's, with the device and its peaks in the
+// context header so that every rate below can be read against them.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tensor/cuda_support.h"
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  if (diffkd::cuda_device_count() > 0) {
+    const diffkd::CudaDeviceInfo info = diffkd::cuda_device_info();
+    char peaks[160];
+    std::snprintf(peaks, sizeof peaks, "%d SMs, sm_%d%d; FP32 peak %.1f TFLOP/s, memory %.0f GB/s", info.multiprocessors,
+                  info.compute_major, info.compute_minor, info.fp32_tflops, info.memory_gbps);
+    benchmark::AddCustomContext("gpu", info.name);
+    benchmark::AddCustomContext("gpu_peaks", peaks);
+    const char* tf32 = std::getenv("DIFFKD_ALLOW_TF32");
+    benchmark::AddCustomContext("tf32", tf32 && std::string(tf32) == "1" ? "on (DIFFKD_ALLOW_TF32=1)" : "off");
+  } else {
+    std::fprintf(stderr, "diffkd_cuda_bench: no CUDA device: %s (every case will skip)\n",
+                 diffkd::cuda_unavailable_reason().c_str());
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,112 @@
+// The whole ddpm-cifar10 training step on the GPU at batch 128 (the papers' teacher, 35.7M
+// parameters, 32x32x3): forward, MSE against a noise target, backward, Adam. Reports ms per step,
+// images/s and the model FLOP rate: 3x the forward's multiply-adds x 2 (backward computes two
+// products per forward one), counting convolutions, attention and linear layers, not the
+// element-wise work (6.2 GMAC per image for ddpm-cifar10, the ~6.1G usually quoted for it); its
+// share of the FP32 peak is the step's "MFU".
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "bench/cuda/cuda_bench_util.h"
+#include "nn/optim.h"
+#include "nn/presets.h"
+#include "nn/unet.h"
+
+namespace diffkd::bench {
+namespace {
+
+constexpr int64_t kTrainBatch = 128;
+
+// Forward FLOPs of one image through the UNet of `c`, walking the same blocks as nn::UNet's
+// constructor (conv_resample, no resblock_updown): 3x3 convs 2 * 9 C_in C_out H W, 1x1 skips
+// 2 C_in C_out H W, attention 2 * 4 C^2 N + 2 * 2 N^2 C, the time MLP and the embedding projections.
+double unet_forward_flops(const nn::UNetConfig& c) {
+  if (c.resblock_updown || !c.conv_resample) throw std::invalid_argument("unet_forward_flops: conv resampling only");
+  const double ch = static_cast<double>(c.model_channels), emb = 4 * ch;
+  double flops = 2 * (ch * emb + emb * emb);  // time-embedding MLP
+  auto conv3 = [](double in, double out, double size) { return 2 * 9 * in * out * size * size; };
+  auto res_block = [&](double in, double out, double size) {
+    return conv3(in, out, size) + conv3(out, out, size) + 2 * emb * out * (c.use_scale_shift_norm ? 2 : 1) +
+           (in != out ? 2 * in * out * size * size : 0);
+  };
+  auto attention = [](double channels, double size) {
+    const double n = size * size;
+    return 2 * 4 * channels * channels * n + 2 * 2 * n * n * channels;
+  };
+  auto attends = [&](int64_t res) {
+    return std::count(c.attention_resolutions.begin(), c.attention_resolutions.end(), res) > 0;
+  };
+  double size = static_cast<double>(c.image_size), cur = ch;
+  int64_t res = c.image_size;
+  flops += conv3(static_cast<double>(c.in_channels), ch, size);
+  std::vector<double> skips{ch};
+  const size_t levels = c.channel_mult.size();
+  for (size_t level = 0; level < levels; ++level) {
+    for (int64_t i = 0; i < c.num_res_blocks; ++i) {
+      const double out = static_cast<double>(c.channel_mult[level]) * ch;
+      flops += res_block(cur, out, size) + (attends(res) ? attention(out, size) : 0);
+      cur = out;
+      skips.push_back(cur);
+    }
+    if (level + 1 < levels) {
+      flops += conv3(cur, cur, size / 2);  // stride-2 conv
+      skips.push_back(cur);
+      size /= 2;
+      res /= 2;
+    }
+  }
+  flops += 2 * res_block(cur, cur, size) + attention(cur, size);  // middle
+  for (size_t level = levels; level-- > 0;) {
+    for (int64_t i = 0; i <= c.num_res_blocks; ++i) {
+      const double out = static_cast<double>(c.channel_mult[level]) * ch, skip = skips.back();
+      skips.pop_back();
+      flops += res_block(cur + skip, out, size) + (attends(res) ? attention(out, size) : 0);
+      cur = out;
+      if (level > 0 && i == c.num_res_blocks) {
+        flops += conv3(cur, cur, size * 2);  // nearest upsampling, then a conv at the new size
+        size *= 2;
+        res *= 2;
+      }
+    }
+  }
+  return flops + conv3(cur, static_cast<double>(c.out_channels), size);
+}
+
+void BM_CudaUNetTrainStep(benchmark::State& state) {
+  if (!have_gpu(state)) return;
+  nn::UNetConfig config = nn::load_unet_config("ddpm-cifar10");
+  config.dropout = 0;  // the same function on both devices for the verification
+  nn::UNet cpu_net(config, 0), gpu_net(config, 0);
+  gpu_net.to(cuda_device());
+  Generator gen(0);
+  const Tensor x = randn({kTrainBatch, 3, 32, 32}, gen), target = randn({kTrainBatch, 3, 32, 32}, gen);
+  std::vector<double> steps(kTrainBatch);
+  for (int64_t i = 0; i < kTrainBatch; ++i) steps[i] = static_cast<double>((i * 397) % 1000);
+  const Tensor t = from_vector(steps, {kTrainBatch});
+  const Tensor x_gpu = on_gpu(x), target_gpu = on_gpu(target);
+  {  // the forward pass on two images against the CPU (the same weights)
+    NoGradGuard no_grad;
+    const Tensor y = cpu_net.forward(narrow(x, 0, 0, 2), narrow(t, 0, 0, 2));
+    const Tensor y_gpu = gpu_net.forward(x_gpu, t);
+    if (!verified(state, "ddpm-cifar10 forward", relative_error(narrow(y_gpu, 0, 0, 2), y), 20 * matmul_tolerance()))
+      return;
+  }
+  AdamHyper hyper;
+  hyper.lr = 1e-4;
+  nn::Adam adam(gpu_net.named_parameters(), hyper);
+  time_on_gpu(state, [&] {
+    Tensor loss = mse_loss(gpu_net.forward(x_gpu, t), target_gpu);
+    loss.backward();
+    adam.step();
+    adam.zero_grad();
+  });
+  state.SetItemsProcessed(state.iterations() * kTrainBatch);
+  report_flops(state, 3 * kTrainBatch * unet_forward_flops(config));
+  state.SetLabel("ddpm-cifar10 batch 128");
+}
+
+BENCHMARK(BM_CudaUNetTrainStep)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(5.0);
+
+}  // namespace
+}  // namespace diffkd::bench
