@@ -36,13 +36,29 @@ struct {
   uint64_t seed = 0;
 } opts;
 
+// The teacher file's identity beyond its name: FNV-1a (64-bit) of its bytes, in hex. A teacher
+// re-trained and shipped under the same name must not reuse the old teacher's cached images.
+std::string file_fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  DK_CHECK(in, path, ": cannot read the file");
+  uint64_t hash = 14695981039346656037ull;
+  char buffer[1 << 16];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) hash = (hash ^ static_cast<unsigned char>(buffer[i])) * 1099511628211ull;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
 // The teacher's images from the same noise: read from `cache` when it holds exactly these (teacher
-// file, sampler, seed, N), otherwise generated and written there. Another run's file is an error,
-// not silently reused.
+// file by name and contents, sampler, seed, N), otherwise generated and written there. Another
+// run's file is an error, not silently reused.
 Tensor teacher_images(diffusion::LoadedModel& teacher, const diffusion::SamplerConfig& config, const std::string& cache,
                       const std::function<void(const diffusion::GenerateProgress&)>& progress) {
   namespace fs = std::filesystem;
   const safetensors::Metadata key = {{"teacher", fs::path(opts.teacher).filename().string()},
+                                     {"teacher_fnv1a", file_fingerprint(opts.teacher)},
                                      {"sampler", describe_model_sampler(teacher, config)},
                                      {"seed", std::to_string(opts.seed)},
                                      {"count", std::to_string(opts.count)}};

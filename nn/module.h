@@ -48,7 +48,8 @@ class Module {
   void set_requires_grad(bool enabled);
   // Converts every floating-point parameter and buffer to `dtype` (f64 for gradchecks and goldens).
   void to_dtype(DType dtype);
-  // Moves every parameter and buffer to `device` (trainable parameters stay trainable).
+  // Moves every parameter and buffer to `device` (trainable parameters stay trainable). The slots
+  // get new tensors: an optimiser or EMA made before still holds the old ones, so move first.
   void to(Device device);
   // Where the parameters live (the first one's device; cpu for a module without any).
   Device device() const;
