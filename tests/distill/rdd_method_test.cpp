@@ -33,6 +33,26 @@ TEST(RddMethod, RelationalLossFallsWithinAStage) {
   EXPECT_EQ(safetensors::load(r.students[1]).metadata.at("method"), "rdd");
 }
 
+// A padded run (--pad-to, e.g. 28 -> 32) hands the feature network the centre of each image, the
+// size it was trained on: the loss of padded images is that of the images themselves.
+TEST(RddMethod, PaddedImagesReachTheFeatureNetworkCropped) {
+  Generator gen(5);
+  const Tensor x0 = randn({4, 1, 8, 8}, gen), target = randn({4, 1, 8, 8}, gen);
+  const diffusion::Coefficients c{from_vector({0.9, 0.7, 0.5, 0.3}, {4, 1, 1, 1}),
+                                  from_vector({0.44, 0.71, 0.87, 0.95}, {4, 1, 1, 1})};
+  auto loss_of = [&](const Tensor& student_x0, const Tensor& teacher_x0) {
+    RddObjective objective(tiny_rdd());
+    objective.begin_stage(0);
+    PdTarget t;
+    t.x_tilde = teacher_x0;
+    t.eps_tilde = zeros_like(teacher_x0);
+    std::vector<std::pair<std::string, double>> parts;
+    return objective.loss({1, student_x0, c, t, student_x0, diffusion::Prediction::X0}, parts).item();
+  };
+  auto padded = [](const Tensor& x) { return pad(x, {2, 2, 2, 2}, 0.3); };
+  EXPECT_DOUBLE_EQ(loss_of(padded(x0), padded(target)), loss_of(x0, target));
+}
+
 TEST(RddMethod, ResumedRunIsBitIdentical) {
   const std::string straight = fresh_test_dir("rdd_straight"), split = fresh_test_dir("rdd_split");
   {
