@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   std::string device = "auto";
   app.add_option("--device", device,
-                 "where models run: auto (cuda when a GPU is usable, else cpu), cpu, cuda or cuda:N")
+                 "where models run: auto (cuda when a GPU is usable, else cpu), cpu, cuda (one GPU per process: pick it with CUDA_VISIBLE_DEVICES)")
       ->capture_default_str();
   diffkd::apps::add_demo_command(app);
   diffkd::apps::add_info_command(app);

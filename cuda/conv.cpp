@@ -8,6 +8,7 @@
 // This is cuDNN's legacy convolution API, deprecated in cuDNN 9 in favour of the graph API but
 // still shipped and supported there; it says in a page what the graph API says in several.
 
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -83,7 +84,7 @@ ConvPlan& plan_for(const Shape& x, const Shape& w, const Shape& y, const Conv2dP
 }
 
 // The first deterministic algorithm (in cuDNN's ranking) that succeeded and fits the workspace
-// cap; else the first that fits.
+// cap; else the first that fits, said once on stderr (runs then repeat only to rounding).
 template <typename Perf>
 Perf choose(const Perf* perf, int count, const char* what) {
   const Perf* fallback = nullptr;
@@ -93,6 +94,12 @@ Perf choose(const Perf* perf, int count, const char* what) {
     if (fallback == nullptr) fallback = &perf[i];
   }
   DK_CHECK(fallback != nullptr, "conv2d on CUDA: cuDNN offers no ", what, " algorithm for this shape");
+  static std::once_flag warned;
+  std::call_once(warned, [what] {
+    std::fprintf(stderr, "diffkd: cuDNN has no deterministic %s algorithm within the %zu MiB workspace for a "
+                 "convolution shape; using a non-deterministic one (runs repeat only to rounding)\n",
+                 what, kMaxWorkspace >> 20);
+  });
   return *fallback;
 }
 

@@ -11,6 +11,9 @@ Backend& backend(Device device) {
   if (device.type == DeviceType::CPU) return cpu_backend();
   Backend* be = cuda_backend_or_null();
   DK_CHECK(be != nullptr, "device ", device.str(), ": ", cuda_unavailable_reason());
+  // One GPU per process: the CUDA backend's handles, allocator and caches live on device 0.
+  DK_CHECK(device.index == 0, "device ", device.str(), ": diffkd uses one GPU per process, cuda:0 (choose the GPU with ",
+           "CUDA_VISIBLE_DEVICES=", device.index, ")");
   return *be;
 }
 

@@ -69,10 +69,10 @@ def run(cmd, env):
     return proc.stdout
 
 
-def run_diffkd(bench, tf32, min_time):
+def run_diffkd(bench, tf32):
     env = dict(os.environ, DIFFKD_ALLOW_TF32="1" if tf32 else "0")
-    out = run([bench, "--benchmark_filter=^BM_CudaUNetTrainStep", "--benchmark_format=json",
-               f"--benchmark_min_time={min_time}"], env)
+    # The case's own MinTime (5 s) sets its length; the flag would not override it.
+    out = run([bench, "--benchmark_filter=^BM_CudaUNetTrainStep", "--benchmark_format=json"], env)
     rows = [b for b in json.loads(out)["benchmarks"] if b.get("run_type") == "iteration"]
     if not rows or "error_message" in rows[0]:
         sys.exit(f"diffkd_cuda_bench: {rows[0].get('error_message') if rows else 'no BM_CudaUNetTrainStep'}")
@@ -88,7 +88,7 @@ def run_torch(tf32, min_time):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--min-time", type=float, default=5.0)
+    p.add_argument("--min-time", type=float, default=5.0, help="seconds of PyTorch steps per run (diffkd: 5)")
     p.add_argument("--bench", default=os.path.join(ROOT, "build", "release", "diffkd_cuda_bench"))
     p.add_argument("--markdown", action="store_true")
     p.add_argument("--worker", choices=["0", "1"], help=argparse.SUPPRESS)
@@ -100,7 +100,7 @@ def main():
     for tf32 in (False, True):
         ours, theirs = [], []
         for r in range(a.rounds):
-            ours.append(run_diffkd(a.bench, tf32, a.min_time))
+            ours.append(run_diffkd(a.bench, tf32))
             theirs.append(run_torch(tf32, a.min_time))
             print(f"TF32 {'on' if tf32 else 'off'} round {r + 1}/{a.rounds}: diffkd {ours[-1]:.1f} img/s, "
                   f"torch {theirs[-1]:.1f} img/s", file=sys.stderr, flush=True)

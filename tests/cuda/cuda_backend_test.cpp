@@ -32,19 +32,23 @@ struct Mismatch {
   double max_abs = 0, max_rel = 0;
 };
 
-// Largest |a - b| and largest |a - b| / max(|a|, |b|, 1e-3) (the latter relative to the scale of
-// the values, floored so near-zero entries do not dominate).
+// Largest |a - b|, and that relative to the tensor's scale: max |e|, floored at 1e-3. Per tensor,
+// not per entry: a sum of products computed in another order (GEMM, convolution gradients) differs
+// by rounding of its partial sums' size, so an entry that happens to land near zero would show a
+// large per-entry relative error although the result is as accurate as its neighbours.
 Mismatch compare(const Tensor& expected, const Tensor& actual) {
   EXPECT_EQ(expected.shape(), actual.shape());
   const std::vector<double> e = expected.to_vector(), a = actual.to_vector();
   Mismatch err;
+  double scale = 1e-3;
   for (size_t i = 0; i < e.size() && i < a.size(); ++i) {
     const double d = std::abs(e[i] - a[i]);
     if (std::isnan(e[i]) != std::isnan(a[i])) return {INFINITY, INFINITY};
     if (std::isnan(d)) continue;  // both NaN
     err.max_abs = std::max(err.max_abs, d);
-    err.max_rel = std::max(err.max_rel, d / std::max({std::abs(e[i]), std::abs(a[i]), 1e-3}));
+    scale = std::max(scale, std::abs(e[i]));
   }
+  err.max_rel = err.max_abs / scale;
   return err;
 }
 
@@ -107,11 +111,14 @@ TEST_F(Cuda, ToDeviceCarriesGradientsBack) {
   EXPECT_EQ(compare(w, xg.grad()).max_abs, 0.0);
 }
 
-TEST_F(Cuda, RandomDrawsMatchTheCpuBitForBit) {
+// Uniform draws and f32 normals match bit for bit. f64 normals go through log, sin and cos, which
+// CUDA's libm computes within 1-2 ulp and glibc within 0.5: the last bit may differ.
+TEST_F(Cuda, RandomDrawsMatchTheCpu) {
   for (DType dtype : {DType::F32, DType::F64}) {
     Generator a(123), b(123);
     const Tensor cpu_n = randn({1001}, a, dtype), gpu_n = randn({1001}, b, dtype, cuda_device());
-    EXPECT_EQ(compare(cpu_n, gpu_n).max_abs, 0.0);
+    if (dtype == DType::F32) EXPECT_EQ(compare(cpu_n, gpu_n).max_abs, 0.0);
+    else EXPECT_LE(compare(cpu_n, gpu_n).max_rel, 1e-15);
     const Tensor cpu_u = rand({7, 13}, a, dtype), gpu_u = rand({7, 13}, b, dtype, cuda_device());
     EXPECT_EQ(compare(cpu_u, gpu_u).max_abs, 0.0);
   }
@@ -295,6 +302,19 @@ TEST(CudaSupport, ParseDevice) {
   EXPECT_THROW(parse_device("gpu"), diffkd::Error);
   EXPECT_THROW(parse_device("cuda:"), diffkd::Error);
   EXPECT_THROW(parse_device("cuda:x"), diffkd::Error);
+}
+
+// The backend's handles, allocator and caches live on one GPU: another index is refused, not
+// silently run on GPU 0 (checked before any GPU is touched, so it runs on the build machine too).
+TEST(CudaSupport, OnlyTheFirstGpuIsAddressable) {
+  try {
+    backend(cuda_device(1));
+    ADD_FAILURE() << "backend(cuda:1) was accepted";
+  } catch (const diffkd::Error& e) {
+    const std::string why = e.what();
+    if (cuda_built()) EXPECT_NE(why.find("one GPU per process, cuda:0"), std::string::npos) << why;
+    else EXPECT_NE(why.find("built without CUDA"), std::string::npos) << why;
+  }
 }
 
 }  // namespace
