@@ -143,12 +143,16 @@ void Adam::load_state(const NamedTensors& state, int64_t steps, const std::strin
 
 double clip_grad_norm(const TensorList& params, double max_norm) {
   NoGradGuard no_grad;
-  double total_sq = 0;
+  // Summed where the gradients are, in f64, and read once (on a GPU, one host sync per step, not
+  // one per parameter); on the CPU the same additions in the same order as a double accumulator.
+  Tensor total_sq;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
-    if (g.defined()) total_sq += sum(square(to_dtype(g, DType::F64))).item();
+    if (!g.defined()) continue;
+    const Tensor sq = sum(square(to_dtype(g, DType::F64)));
+    total_sq = total_sq.defined() ? total_sq + sq : sq;
   }
-  const double norm = std::sqrt(total_sq);
+  const double norm = total_sq.defined() ? std::sqrt(total_sq.item()) : 0.0;
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0)
     for (const Tensor& p : params) {
