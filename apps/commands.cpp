@@ -16,17 +16,12 @@ std::string device_flag = "auto";
 
 void set_device_flag(const std::string& text) { device_flag = text; }
 
-bool device_was_named() { return device_flag != "auto"; }
-
 Device selected_device() {
   if (device_flag == "auto") return cuda_device_count() > 0 ? cuda_device(0) : cpu();
   const Device d = parse_device(device_flag);
-  if (d.type == DeviceType::CUDA) {
+  if (d.type == DeviceType::CUDA)  // (an index past 0 is refused by the backend: one GPU per process)
     DK_CHECK(d.index < cuda_device_count(), "--device ", device_flag, ": no such usable GPU (",
              cuda_device_count() == 0 ? cuda_unavailable_reason() : std::to_string(cuda_device_count()) + " found", ")");
-    DK_CHECK(d.index == 0, "--device ", device_flag, ": diffkd uses one GPU per process, cuda:0 (choose the GPU with ",
-             "CUDA_VISIBLE_DEVICES=", d.index, ")");
-  }
   return d;
 }
 

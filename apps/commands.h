@@ -15,8 +15,6 @@ namespace diffkd::apps {
 void set_device_flag(const std::string& text);
 // The device the flag names ("auto" resolved); a named GPU that is not usable is an error.
 Device selected_device();
-// Whether the user named the device (rather than "auto").
-bool device_was_named();
 
 // Registers `run` as what the subcommand `command` does.
 void on_run(CLI::App* command, std::function<int()> run);

@@ -11,9 +11,10 @@ namespace diffkd {
 namespace {
 
 // FP32 FMA units per SM (the CUDA programming guide's arithmetic-throughput table): 64 on
-// Volta/Turing and A100, 128 on GA10x, Ada, Hopper and Blackwell.
+// sm_60, Volta/Turing and A100; 128 on sm_61/62, GA10x, Ada, Hopper and Blackwell.
 int fp32_lanes_per_sm(int major, int minor) {
-  if (major < 8 || (major == 8 && minor == 0)) return 64;
+  if (major == 6) return minor == 0 ? 64 : 128;
+  if (major == 7 || (major == 8 && minor == 0)) return 64;
   return 128;
 }
 

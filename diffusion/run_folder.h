@@ -38,7 +38,7 @@ struct RunControl {
   bool resume = false;
   bool quiet = false;      // no progress lines (tests)
   int64_t stop_after = 0;  // stop after this step as Ctrl-C would (tests of resuming); 0: never
-  Device device = cpu();   // where the networks run (bit-identical resume: the same device and threads)
+  Device device = cpu();   // where the networks run (recorded in run.json; bit-identical resume: the same device and threads)
   // One line naming the bad flag (`who` is the command, e.g. "distill dkdm").
   void check(const std::string& who) const;
   // After step `step` of `total`: saves a checkpoint when one is due (every checkpoint_every, at

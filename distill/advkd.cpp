@@ -189,7 +189,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
   const json settings = {{"method", "advkd"}, {"teacher", o.teacher}, {"trajectories", set}, {"epochs", o.epochs},
                          {"batch", o.batch_size}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
                          {"hidden", o.hidden}, {"gan", o.adversarial.gan}, {"gp_weight", o.adversarial.gp_weight},
-                         {"clip", o.adversarial.clip}, {"seed", o.run.seed}};
+                         {"clip", o.adversarial.clip}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
                                                  "gp_weight", "clip", "seed"},
                            o.run.resume, o.run.quiet);
@@ -318,7 +318,11 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
       generator.eval();
       NoGradGuard no_grad;
       data::write_png((run.dir() / ("stage-" + std::to_string(stage + 1) + ".png")).string(),
-                      data::make_grid(generator.forward(narrow(condition, 0, 0, std::min<int64_t>(64, count)), stage), 8));
+                      data::make_grid(to_device(generator.forward(to_device(narrow(condition, 0, 0, std::min<int64_t>(64, count)),
+                                                                            o.run.device),
+                                                                  stage),
+                                                cpu()),
+                                      8));
       generator.train();
     }
     if (o.run.finish_step(step, total, stage_done, interrupt, save_checkpoint)) {

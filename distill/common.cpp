@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "autograd/ops.h"
+#include "tensor/creation.h"
 #include "tensor/philox.h"
 
 namespace diffkd::distill {
@@ -18,6 +20,11 @@ std::vector<int64_t> keyed_permutation(int64_t n, int64_t k, uint64_t key, uint6
   }
   order.resize(k);
   return order;
+}
+
+Tensor rows_on(const Tensor& all, const std::vector<int64_t>& indices, Device device) {
+  const std::vector<double> idx(indices.begin(), indices.end());
+  return to_device(index_select(all, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::I64)), device);
 }
 
 void save_distilled_model(const std::string& path, const nn::UNet& net, const diffusion::DiffusionSpec& spec,

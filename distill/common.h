@@ -17,6 +17,9 @@ namespace diffkd::distill {
 // a whole one), keyed by (key, counter): a resumed run redraws exactly the same batches.
 std::vector<int64_t> keyed_permutation(int64_t n, int64_t k, uint64_t key, uint64_t counter);
 
+// Rows `indices` of a [N, ...] store on the host, placed on `device` (a training batch).
+Tensor rows_on(const Tensor& all, const std::vector<int64_t>& indices, Device device);
+
 // RNG stream keys of the distillation methods (xor-ed with the run's seed), one per kind of draw.
 namespace streams {
 constexpr uint64_t kStudentEpochOrder = 0x5701, kRddEnqueue = 0x4dd, kAdvKdEpochOrder = 0xadf,

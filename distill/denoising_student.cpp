@@ -170,13 +170,7 @@ PairSet load_pairs(const std::string& folder) {
   return set;
 }
 
-// Rows `indices` of a [N, ...] tensor on the host, placed on `device`, and their noise x_T (sample
-// index = pair index).
-Tensor rows(const Tensor& all, const std::vector<int64_t>& indices, Device device) {
-  std::vector<double> idx(indices.begin(), indices.end());
-  return to_device(index_select(all, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::I64)), device);
-}
-
+// The noise x_T of pairs `indices` (sample index = pair index).
 Tensor noise_of(const std::vector<int64_t>& indices, const Shape& shape, uint64_t seed, Device device) {
   TensorList parts;
   for (int64_t i : indices) parts.push_back(diffusion::sample_noise(shape, i, 1, seed, 0, device));
@@ -216,7 +210,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
   const json settings = {{"method", "student"}, {"teacher", o.teacher}, {"pairs", pairs.settings}, {"loss", o.loss},
                          {"form", o.form},      {"steps", o.steps},     {"batch", o.batch_size},  {"lr", o.lr},
                          {"warmup", o.warmup},  {"beta2", o.beta2},     {"ema", o.ema},           {"grad_clip", o.grad_clip},
-                         {"eval_every", o.eval_every}, {"seed", o.run.seed}};
+                         {"eval_every", o.eval_every}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.run.resume, o.run.quiet);
   const Device device = o.run.device;
   nn::UNet student(config);
@@ -268,7 +262,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
       std::iota(idx.begin(), idx.end(), first);
       const Tensor image = diffusion::one_step_image(averaged, o.form, prediction, teacher.schedule,
                                                      noise_of(idx, shape, pairs.seed, device));
-      total += denoising_student_loss(o.loss, image, rows(pairs.targets, idx, device)).item() * static_cast<double>(idx.size());
+      total += denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device)).item() * static_cast<double>(idx.size());
     }
     const double held_out = total / pairs.held_out;
     const bool best = held_out < result.best_held_out_loss;
@@ -309,7 +303,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     adam.set_lr(lr);
     const Tensor image = diffusion::one_step_image(student, o.form, prediction, teacher.schedule,
                                                    noise_of(idx, shape, pairs.seed, device));
-    Tensor loss = denoising_student_loss(o.loss, image, rows(pairs.targets, idx, device));
+    Tensor loss = denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device));
     const double value = loss.item();
     DK_CHECK(std::isfinite(value), "distill student: step ", step, ": the loss is ", value,
              "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());

@@ -96,12 +96,6 @@ Pool load_pool(const std::string& path, nn::Metadata* meta) {
   return pool;
 }
 
-// Rows of the pool (on the host), placed where the networks run.
-Tensor rows_of(const Tensor& all, const std::vector<int64_t>& idx, Device device) {
-  std::vector<double> i(idx.begin(), idx.end());
-  return to_device(index_select(all, 0, from_vector(i, {static_cast<int64_t>(i.size())}, DType::I64)), device);
-}
-
 // Writes rows back into the pool (a plain host buffer: no gradient flows through the pool).
 void write_rows(Tensor& all, const std::vector<int64_t>& idx, const Tensor& rows) {
   const Tensor src = contiguous(to_device(to_dtype(rows, all.dtype()), cpu()));
@@ -157,7 +151,7 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
       TensorList z;
       for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.run.seed ^ kPoolNoise, c, o.run.device));
       const TeacherStep step =
-          dkdm_teacher_step(fn, prediction, teacher.schedule, rows_of(pool.x, idx, o.run.device), t, concat(z, 0));
+          dkdm_teacher_step(fn, prediction, teacher.schedule, rows_on(pool.x, idx, o.run.device), t, concat(z, 0));
       write_rows(pool.x, idx, step.x_prev);
       for (int64_t i : idx) pool.t[i] = c - 1;
       evaluations += static_cast<int64_t>(idx.size());
@@ -202,7 +196,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
                                    {"unet", nlohmann::json::parse(config.to_json())},
                                    {"mode", o.mode},          {"rho", o.rho},         {"pool_size", pool_size},
                                    {"batch", o.batch_size},   {"steps", o.steps},     {"lr", o.lr},
-                                   {"ema", o.ema},            {"seed", o.run.seed}};
+                                   {"ema", o.ema},            {"seed", o.run.seed},   {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings, {"teacher", "unet", "mode", "rho", "pool_size", "batch", "seed"},
                            o.run.resume, o.run.quiet);
   DkdmResult result;
@@ -279,7 +273,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
       }
       t[j] = pool.t[idx[j]] - 1;  // x is ready to be denoised at schedule index t
     }
-    const Tensor x_t = rows_of(pool.x, idx, o.run.device);
+    const Tensor x_t = rows_on(pool.x, idx, o.run.device);
     const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kStepNoise, static_cast<uint64_t>(step),
                                              o.run.device);
     const TeacherStep target = dkdm_teacher_step(teacher_fn, prediction, teacher.schedule, x_t, t, z);

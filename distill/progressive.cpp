@@ -128,7 +128,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       {"method", method}, {"objective", objective ? objective->settings() : nlohmann::json()}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
       {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage}, {"batch", o.batch_size},
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
-      {"pad_to", o.pad_to}, {"flip", o.horizontal_flip}, {"seed", o.run.seed}};
+      {"pad_to", o.pad_to}, {"flip", o.horizontal_flip}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings,
                            {"method", "objective", "teacher", "data", "start_steps", "end_steps", "updates_per_stage",
                             "batch", "pad_to", "seed"},

@@ -137,18 +137,13 @@ void RddObjective::begin_stage(int64_t stage) {
 Tensor RddObjective::loss(const StageStep& s, std::vector<std::pair<std::string, double>>& parts) {
   const RddWeights& w = o_.weights;
   const Tensor x_student = diffusion::denoise(s.student_out, s.prediction, s.z_t, s.c).x0;
-  // The feature network sees images the size it was trained on: a padded run (--pad-to, e.g.
-  // 28 -> 32) hands it the centre, as the evaluation classifier gets it.
-  const int64_t side = features_->config().image_size;
-  auto centre = [side](const Tensor& x) {
-    const int64_t off = (x.size(2) - side) / 2;
-    return x.size(2) == side ? x : narrow(narrow(x, 2, off, side), 3, off, side);
-  };
-  const Tensor f_student = features_->run(centre(x_student)).feature_map;
+  // A padded run's images (--pad-to, e.g. 28 -> 32) reach the feature network by their centre,
+  // the size it was trained on (nn::Classifier::run).
+  const Tensor f_student = features_->run(x_student).feature_map;
   Tensor f_teacher;
   {
     NoGradGuard no_grad;
-    f_teacher = features_->run(centre(s.target.x_tilde)).feature_map;
+    f_teacher = features_->run(s.target.x_tilde).feature_map;
   }
   // Enqueue K random teacher pixels (keyed by the step) before the loss, as the official code.
   const Tensor teacher_units = pixel_unit_vectors(f_teacher);

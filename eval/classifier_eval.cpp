@@ -28,12 +28,8 @@ double accuracy(const Tensor& logits, const std::vector<int64_t>& labels) {
 ClassifierOutputs classify(LoadedClassifier& classifier, const Tensor& images, int64_t batch_size) {
   NoGradGuard no_grad;
   classifier.net->eval();
-  const int64_t side = classifier.net->config().image_size, n = images.size(0);
-  Tensor input = images;
-  if (images.size(2) != side) {  // centre crop (e.g. 32 -> 28 for padded digits)
-    const int64_t off = (images.size(2) - side) / 2;
-    input = narrow(narrow(images, 2, off, side), 3, off, side);
-  }
+  const int64_t n = images.size(0);
+  const Tensor& input = images;  // padded images (32 for 28-pixel digits): the classifier sees the centre
   TensorList features, logits;
   for (int64_t i = 0; i < n; i += batch_size) {
     const nn::Classifier::Outputs o = classifier.net->run(contiguous(narrow(input, 0, i, std::min(batch_size, n - i))));

@@ -53,11 +53,14 @@ Classifier::Classifier(const ClassifierConfig& config, uint64_t seed) : config_(
 }
 
 Classifier::Outputs Classifier::run(const Tensor& x) {
-  DK_CHECK(x.dim() == 4 && x.size(1) == config_.in_channels && x.size(2) == config_.image_size &&
-               x.size(3) == config_.image_size,
-           "Classifier: input ", shape_str(x.shape()), " does not match [N, ", config_.in_channels,
-           ", ", config_.image_size, ", ", config_.image_size, "]");
-  Tensor h = x;
+  const int64_t side = config_.image_size;
+  DK_CHECK(x.dim() == 4 && x.size(1) == config_.in_channels && x.size(2) == x.size(3) && x.size(2) >= side &&
+               (x.size(2) - side) % 2 == 0,
+           "Classifier: input ", shape_str(x.shape()), " does not match [N, ", config_.in_channels, ", ", side, ", ",
+           side, "] (or that padded evenly)");
+  // Padded images (digits 28 -> 32 for a UNet) are seen by their centre, the size it was trained on.
+  const int64_t margin = (x.size(2) - side) / 2;
+  Tensor h = margin == 0 ? x : narrow(narrow(x, 2, margin, side), 3, margin, side);
   for (int i = 0; i < 3; ++i) {
     h = relu(bn_[i]->forward(conv_[i]->forward(h)));
     if (i == 1) h = max_pool2d(h, 2);

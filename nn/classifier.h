@@ -34,6 +34,7 @@ class Classifier : public Module {
     Tensor penultimate;  // [N, hidden]: the FID-proxy features
     Tensor logits;       // [N, num_classes]
   };
+  // x: [N, C, S, S] at the trained size, or padded evenly beyond it (then its centre is used).
   Outputs run(const Tensor& x);
   Tensor forward(const Tensor& x) { return run(x).logits; }
   const ClassifierConfig& config() const { return config_; }

@@ -117,8 +117,6 @@ std::vector<PlannedTensor> plan_layout(const std::string& path, const NamedTenso
   for (const auto& [name, tensor] : tensors) {
     DK_CHECK(name != "__metadata__", path, ": \"__metadata__\" is reserved, not a tensor name");
     DK_CHECK(tensor.defined(), path, ": tensor ", quoted(name), " is undefined");
-    DK_CHECK(tensor.device() == cpu(), path, ": tensor ", quoted(name), " is on ",
-             tensor.device().str(), "; only CPU tensors can be saved");
     std::string stored = stored_name(tensor.dtype());
     if (const auto it = narrow.find(name); it != narrow.end()) {
       const bool ok = (it->second == "F16" && is_floating(tensor.dtype())) ||

@@ -6,12 +6,12 @@
 // share of the FP32 peak is the step's "MFU".
 
 #include <algorithm>
-#include <stdexcept>
 
 #include "bench/cuda/cuda_bench_util.h"
 #include "nn/optim.h"
 #include "nn/presets.h"
 #include "nn/unet.h"
+#include "tensor/backend.h"
 
 namespace diffkd::bench {
 namespace {
@@ -22,7 +22,7 @@ constexpr int64_t kTrainBatch = 128;
 // constructor (conv_resample, no resblock_updown): 3x3 convs 2 * 9 C_in C_out H W, 1x1 skips
 // 2 C_in C_out H W, attention 2 * 4 C^2 N + 2 * 2 N^2 C, the time MLP and the embedding projections.
 double unet_forward_flops(const nn::UNetConfig& c) {
-  if (c.resblock_updown || !c.conv_resample) throw std::invalid_argument("unet_forward_flops: conv resampling only");
+  DK_CHECK(!c.resblock_updown && c.conv_resample, "unet_forward_flops: convolutional resampling only");
   const double ch = static_cast<double>(c.model_channels), emb = 4 * ch;
   double flops = 2 * (ch * emb + emb * emb);  // time-embedding MLP
   auto conv3 = [](double in, double out, double size) { return 2 * 9 * in * out * size * size; };
@@ -78,6 +78,14 @@ void BM_CudaUNetTrainStep(benchmark::State& state) {
   nn::UNetConfig config = nn::load_unet_config("ddpm-cifar10");
   config.dropout = 0;  // the same function on both devices for the verification
   nn::UNet cpu_net(config, 0), gpu_net(config, 0);
+  // The DDPM initialisation scales every residual branch's last layer and the output conv by 1e-5:
+  // an output that small would pass any check. Random weights of one scale instead, the same on both.
+  Generator weights(1);
+  {
+    NoGradGuard no_grad;
+    for (const Tensor& p : cpu_net.parameters()) copy_tensor(randn(p.shape(), weights) * 0.05, p);
+  }
+  gpu_net.copy_weights_from(cpu_net);
   gpu_net.to(cuda_device());
   Generator gen(0);
   const Tensor x = randn({kTrainBatch, 3, 32, 32}, gen), target = randn({kTrainBatch, 3, 32, 32}, gen);
@@ -85,12 +93,22 @@ void BM_CudaUNetTrainStep(benchmark::State& state) {
   for (int64_t i = 0; i < kTrainBatch; ++i) steps[i] = static_cast<double>((i * 397) % 1000);
   const Tensor t = from_vector(steps, {kTrainBatch});
   const Tensor x_gpu = on_gpu(x), target_gpu = on_gpu(target);
-  {  // the forward pass on two images against the CPU (the same weights)
-    NoGradGuard no_grad;
-    const Tensor y = cpu_net.forward(narrow(x, 0, 0, 2), narrow(t, 0, 0, 2));
-    const Tensor y_gpu = gpu_net.forward(x_gpu, t);
-    if (!verified(state, "ddpm-cifar10 forward", relative_error(narrow(y_gpu, 0, 0, 2), y), 20 * matmul_tolerance()))
+  {  // forward and backward on two images against the CPU: the output, and the first conv's gradient
+    const Tensor x2 = narrow(x, 0, 0, 2), t2 = narrow(t, 0, 0, 2), target2 = narrow(target, 0, 0, 2);
+    const Tensor y = cpu_net.forward(x2, t2), y_gpu = gpu_net.forward(on_gpu(x2), t2);
+    mse_loss(y, target2).backward();
+    mse_loss(y_gpu, on_gpu(target2)).backward();
+    const double forward_error = relative_error(y_gpu, y, 1e-6);
+    auto first_conv_grad = [](const nn::UNet& net) {  // the gradient that crosses the whole network
+      for (const auto& [name, p] : net.named_parameters())
+        if (name == "input_blocks.0.0.weight") return p.grad();
+      return Tensor();
+    };
+    const double gradient_error = relative_error(first_conv_grad(gpu_net), first_conv_grad(cpu_net), 1e-12);
+    if (!verified(state, "ddpm-cifar10 forward", forward_error, 20 * matmul_tolerance()) ||
+        !verified(state, "ddpm-cifar10 first-layer gradient", gradient_error, 20 * matmul_tolerance()))
       return;
+    gpu_net.zero_grad();
   }
   AdamHyper hyper;
   hyper.lr = 1e-4;

@@ -136,9 +136,10 @@ TEST_F(CudaDistill, AdvKdTrajectoriesAndTrainingMatchTheCpu) {
     expect_same_levels(tiny_trajectories() + shard, on_gpu.dir + shard, "states", 1.0);  // bytes
     expect_same_levels(tiny_trajectories() + shard, on_gpu.dir + shard, "condition", 2.0 / 255 + 1e-6);  // [-1, 1]
   }
-  // Both generators train on the CPU's trajectories, the first stage's epochs.
+  // Both generators train on the CPU's trajectories: the first stage (2 epochs of 6 batches), past
+  // its end (the stage's sample grid) into the second.
   AdvKdOptions cpu_run = tiny_advkd(fresh_test_dir("cuda_advkd_cpu")), gpu_run = tiny_advkd(fresh_test_dir("cuda_advkd_gpu"));
-  cpu_run.run.stop_after = gpu_run.run.stop_after = 6;
+  cpu_run.run.stop_after = gpu_run.run.stop_after = 14;
   gpu_run.run.device = cuda_device();
   train_advkd(cpu_run);
   train_advkd(gpu_run);

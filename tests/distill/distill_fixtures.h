@@ -1,7 +1,7 @@
 #pragma once
-// Shared by the distillation tests: golden files, a float64 closeness check, and a tiny v-prediction
-// teacher (the 8x8 tiny UNet trained for a few steps on the synthetic set), trained once per
-// test process.
+// Shared by the distillation tests (and tests/cuda's GPU runs of them): golden files, a float64
+// closeness check, a tiny v-prediction teacher (the 8x8 tiny UNet trained for a few steps on the
+// synthetic set, once per test process), and each method's tiny run settings.
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -10,6 +10,7 @@
 #include "nn/optim.h"
 #include "nn/presets.h"
 #include "nn/unet.h"
+#include "tests/nn/tiny_unet.h"
 
 namespace diffkd::testing {
 namespace {
@@ -48,6 +49,18 @@ TEST(Optim, ClipGradNormScalesToTheLimitAndReportsTheNorm) {
   EXPECT_NEAR(g[0] / g[1], 0.75, 1e-12);
   EXPECT_NEAR(nn::clip_grad_norm(m.parameters(), 10.0), 1.0, 1e-6);  // under the limit: unchanged
   EXPECT_NEAR(m.w.grad().to_vector()[0], g[0], 1e-15);
+}
+
+// The norm is the f64 sum of the parameters' squared norms in parameter order, exactly (a resumed
+// run's clipping must repeat bit for bit): checked against that sum done in doubles.
+TEST(Optim, ClipGradNormIsTheOrderedF64SumExactly) {
+  nn::UNet net(tiny_unet_config(), 4);
+  Generator gen(8);
+  sum(square(net.forward(randn({2, 1, 8, 8}, gen), from_vector({3, 500}, {2})))).backward();
+  double total = 0;
+  for (const Tensor& p : net.parameters())
+    if (p.grad().defined()) total += sum(square(to_dtype(p.grad(), DType::F64))).item();
+  EXPECT_EQ(nn::clip_grad_norm(net.parameters(), INFINITY), std::sqrt(total));
 }
 
 TEST(Optim, AdamStateRoundTripsAndResumesIdentically) {
