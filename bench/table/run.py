@@ -6,11 +6,19 @@
     python3 bench/table/run.py --plan               # print the commands, run nothing
 
 The budgets and rows live in a JSON config (default bench/table/mnist.json). Three kinds of state:
-- runs (--runs, outside the work tree): each method's run folder. A run interrupted (Ctrl-C, a
-  session ending) resumes from its last checkpoint the next time; a finished one holds
-  bench-done.json with its wall-clock seconds summed over every invocation, and is skipped.
+- runs (--runs, outside the work tree): each method's run folder, under a folder named after the
+  teacher's SHA-256 (another teacher never continues these runs). A run interrupted (Ctrl-C,
+  SIGTERM, a session ending) resumes from its last checkpoint the next time; its wall-clock seconds
+  are saved every 30 s and summed over invocations. A finished one holds bench-done.json (seconds,
+  command, the SHA-256 of every input file) and is skipped while those still match; a mismatch is
+  an error, never a silent reuse.
 - results (--results, default bench/table/results, committed): one JSON per scored row and its
-  PNGs. A row already scored is skipped, so the table survives losing the run folders.
+  PNGs, each naming the teacher's and the classifier's SHA-256. A row already scored with the same
+  files is skipped, so the table survives losing the run folders; a row scored with other files is
+  scored again.
+Runs train with their own seed (train_seed), distinct from the evaluation seed (seed): the noise a
+row is scored on was never a training input (Adv-KD's trajectories, the Denoising Student's
+held-out pairs).
 - the table: written to <results>/table.md, spliced into docs/RESULTS.md between its
   bench-table markers, and the side-by-side PNG (the first images of every row, the same noise)
   written to <results>/compare.png.
@@ -18,9 +26,11 @@ The budgets and rows live in a JSON config (default bench/table/mnist.json). Thr
 Only the Python standard library: it drives the `diffkd` binary and reads its JSON.
 """
 import argparse
+import hashlib
 import json
 import os
 import re
+import signal
 import statistics
 import struct
 import subprocess
@@ -36,6 +46,21 @@ def fail(message):
     sys.exit(f"bench/table: {message}")
 
 
+def sha256(path):
+    """The SHA-256 of a file's bytes, in hex (files identify teachers, classifiers and students)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def repo_path(value):
+    """A config's path: relative ones are relative to the repository, not the current folder."""
+    path = Path(value)
+    return str(path if path.is_absolute() else REPO / path)
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -45,75 +70,137 @@ class Bench:
         except (OSError, json.JSONDecodeError) as e:
             fail(f"{self.config_path}: {e}")
         c = self.config
-        self.runs = Path(args.runs).resolve()
         self.results = Path(args.results).resolve()
         self.diffkd = str(Path(args.diffkd).resolve())
+        teacher = str(Path(args.teacher).resolve()) if args.teacher else repo_path(c["teacher"])
+        classifier = str(Path(args.classifier).resolve()) if args.classifier else repo_path(c["classifier"])
+        # What every result depends on; --plan may run before the teacher exists.
+        self.identity = {"teacher_sha256": sha256(teacher) if Path(teacher).exists() else "missing",
+                         "classifier_sha256": sha256(classifier) if Path(classifier).exists() else "missing"}
+        self.runs = Path(args.runs).resolve() / f"teacher-{self.identity['teacher_sha256'][:12]}"
         self.values = {
-            "teacher": str(Path(args.teacher or c["teacher"]).resolve()),
-            "classifier": str(Path(args.classifier or c["classifier"]).resolve()),
+            "teacher": teacher,
+            "classifier": classifier,
             "data": args.data or c["data"],
             "runs": str(self.runs),
             "seed": str(c["seed"]),
         }
+        self.train_seed = str(c.get("train_seed", int(c["seed"]) + 1))
+        if self.train_seed == self.values["seed"]:
+            fail(f"{self.config_path}: train_seed must differ from seed (the evaluation noise must not be a training input)")
         self.count = int(c["count"])
         self.planned = set()  # runs already printed by --plan
         self.threads = str(args.threads or c["threads"])
+        self.child = None  # the diffkd process running now (SIGTERM/SIGHUP are forwarded to it as SIGINT)
 
     def fill(self, text):
         return text.format(**self.values)
 
     # --- runs -------------------------------------------------------------------------------------
+    def run_command(self, name):
+        spec = self.config["runs"][name]
+        return [self.diffkd] + [self.fill(a) for a in spec["args"]] + [
+            "--run-dir", str(self.runs / name), "--resume", "--seed", self.train_seed, "--threads", self.threads]
+
+    def input_files(self, command):
+        """SHA-256 of every existing file the command names (the teacher, a previous run's student)."""
+        return {a: sha256(a) for a in command[1:] if a.startswith("/") and Path(a).is_file()}
+
     def run_done(self, name):
-        return (self.runs / name / "bench-done.json").exists()
+        """Whether run `name` finished with this command and these input files (a mismatch fails)."""
+        done = load_json(self.runs / name / "bench-done.json")
+        if done is None:
+            return False
+        command = self.run_command(name)
+        if done.get("command") != " ".join(command) or done.get("inputs") != self.input_files(command):
+            fail(f"run {name} in {self.runs / name} finished with another command or other input files than the "
+                 f"config asks for now; delete that folder to run it again")
+        return True
+
+    def run_seconds(self, name, student_steps=None):
+        """Wall-clock seconds of a finished run; with student_steps, up to that stage's student (PD, RDD),
+        plus the run it continues from (RDD starts from PD's 8-step student)."""
+        done = load_json(self.runs / name / "bench-done.json")
+        if done is None:
+            return None
+        stages = load_json(self.runs / name / "bench-stages.json") or {}
+        seconds = stages.get(str(student_steps), done["seconds"]) if student_steps else done["seconds"]
+        before = self.config["runs"][name].get("continues")
+        if before:
+            earlier = self.run_seconds(before["run"], before.get("student_steps"))
+            seconds = None if earlier is None else seconds + earlier
+        return seconds
 
     def ensure_run(self, name):
         """Trains run `name` (and what it needs) unless it is finished; resumes a started one."""
         if name not in self.config["runs"]:
             fail(f"{self.config_path}: runs.{name}: no such run (have {', '.join(self.config['runs'])})")
-        if self.run_done(name) or name in self.planned:
+        if name in self.planned or self.run_done(name):
             return
         spec = self.config["runs"][name]
         for need in spec.get("needs", []):
             self.ensure_run(need)
         run_dir = self.runs / name
-        command = [self.diffkd] + [self.fill(a) for a in spec["args"]] + [
-            "--run-dir", str(run_dir), "--resume", "--seed", self.values["seed"], "--threads", self.threads]
+        command = self.run_command(name)
         print(f"bench/table: run {name} ({spec['budget']})\n  {' '.join(command)}", flush=True)
         if self.args.plan:
             self.planned.add(name)
             return
         run_dir.mkdir(parents=True, exist_ok=True)
-        seconds_file = run_dir / "bench-seconds.json"
-        spent = json.loads(seconds_file.read_text())["seconds"] if seconds_file.exists() else 0.0
-        start = time.monotonic()
+        seconds_file, stages_file = run_dir / "bench-seconds.json", run_dir / "bench-stages.json"
+        earlier = (load_json(seconds_file) or {"seconds": 0.0})["seconds"]
+        stages = load_json(stages_file) or {}
+        start, saved = time.monotonic(), [time.monotonic()]
+
+        def on_line(line):  # the seconds survive a session that ends mid-run (at most 30 s lost)
+            now = time.monotonic()
+            stage = re.match(r"stage \d+ done: (\d+)-step student", line)
+            if stage:
+                stages[stage.group(1)] = earlier + now - start
+                write_json(stages_file, stages)
+            if stage or now - saved[0] > 30:
+                write_json(seconds_file, {"seconds": earlier + now - start})
+                saved[0] = now
+
         try:
-            rc = self.stream(command, self.runs / f"{name}.log", name)
+            rc = self.stream(command, self.runs / f"{name}.log", name, on_line)
         finally:
-            spent += time.monotonic() - start
-            seconds_file.write_text(json.dumps({"seconds": spent}) + "\n")
+            spent = earlier + time.monotonic() - start
+            write_json(seconds_file, {"seconds": spent})
         if rc != 0:
             fail(f"run {name} stopped (exit {rc}); its log is {self.runs / (name + '.log')}; run again to resume")
-        done = {"seconds": spent, "budget": spec["budget"], "command": " ".join(command)}
-        (run_dir / "bench-done.json").write_text(json.dumps(done, indent=2) + "\n")
+        done = {"seconds": spent, "budget": spec["budget"], "command": " ".join(command),
+                "inputs": self.input_files(command), "load_at_start": os.getloadavg()[0]}
+        write_json(run_dir / "bench-done.json", done)
         print(f"bench/table: run {name} done in {format_seconds(spent)}", flush=True)
 
-    def stream(self, command, log_path, tag):
+    def stream(self, command, log_path, tag, on_line=None):
         """Runs a command, its output both to the log and (tagged) to our stdout; returns its exit code."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "a") as log:
             log.write(f"$ {' '.join(command)}\n")
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                                       cwd=REPO)
+            self.child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                          bufsize=1, cwd=REPO)
             try:
-                for line in process.stdout:
+                for line in self.child.stdout:
                     log.write(line)
                     log.flush()
+                    if on_line:
+                        on_line(line)
                     if not self.args.quiet:
                         sys.stdout.write(f"[{tag}] {line}")
                         sys.stdout.flush()
             except KeyboardInterrupt:
-                pass  # the child got the same SIGINT: it saves a checkpoint and exits
-            return process.wait()
+                pass  # the child got SIGINT too (the terminal's, or forwarded): it saves a checkpoint and exits
+            rc = self.child.wait()
+            self.child = None
+            return rc
+
+    def forward_stop(self, signum, frame):
+        """SIGTERM/SIGHUP (a session ending): the running diffkd saves a checkpoint, as on Ctrl-C."""
+        if self.child is not None:
+            self.child.send_signal(signal.SIGINT)
+        raise KeyboardInterrupt
 
     # --- rows -------------------------------------------------------------------------------------
     def row_count(self, row):
@@ -123,10 +210,15 @@ class Bench:
         """Every N a row is scored at, the table's own first: calibration rows come at each."""
         return sorted({self.count} | {self.row_count(r) for r in self.config["rows"]}, key=lambda n: (n != self.count, -n))
 
+    def current(self, path):
+        """A results file scored with this teacher and classifier (one scored with others is redone)."""
+        found = load_json(path)
+        return found is not None and all(found.get(k) == v for k, v in self.identity.items())
+
     def score_row(self, row):
         key = row["key"]
         out = self.results / f"{key}.json"
-        if out.exists():
+        if self.current(out):
             return
         if "run" in row:
             self.ensure_run(row["run"])
@@ -153,10 +245,12 @@ class Bench:
         if rc != 0:
             fail(f"scoring {key} failed (exit {rc}); see {self.runs / 'scores' / (key + '.log')}")
         scores = json.loads(scratch.read_text())
+        scores.update(self.identity)
         scores["label"] = row["label"]
         scores["parameters"] = self.parameters(model)
         if "run" in row:
-            scores["training_seconds"] = json.loads((self.runs / row["run"] / "bench-done.json").read_text())["seconds"]
+            steps = re.search(r"steps-(\d+)\.safetensors$", model)
+            scores["training_seconds"] = self.run_seconds(row["run"], int(steps.group(1)) if steps else None)
         write_json(out, scores)
 
     def parameters(self, model):
@@ -168,7 +262,8 @@ class Bench:
 
     def score_calibration(self, source, count):
         out = self.results / f"calibration-{source}-{count}.json"
-        if out.exists():
+        found = load_json(out)
+        if found is not None and found.get("classifier_sha256") == self.identity["classifier_sha256"]:
             return
         command = [self.diffkd, "eval", "--source", source, "--classifier", self.values["classifier"],
                    "--data", self.values["data"], "--count", str(count), "--seed", self.values["seed"],
@@ -177,34 +272,41 @@ class Bench:
         if not self.args.plan:
             self.results.mkdir(parents=True, exist_ok=True)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+            scores = json.loads(out.read_text())
+            scores["classifier_sha256"] = self.identity["classifier_sha256"]
+            write_json(out, scores)
 
     # --- timing -----------------------------------------------------------------------------------
     def time_row(self, row):
-        """ms per image at batch 1 and batch 64, medians of several runs of `diffkd sample`."""
+        """ms per image at batch 1 and batch 64, medians of several runs of `diffkd sample`, each run
+        started on an idle machine, after one untimed run (the model file in the page cache)."""
         key = row["key"]
         out = self.results / f"{key}.timing.json"
-        if out.exists() or row.get("timing") is False:
+        if (self.current(out) and not self.args.retime) or row.get("timing") is False:
             return
         scores = self.results / f"{key}.json"
-        if not scores.exists():
-            return  # not scored yet: its model may not exist
+        if not self.current(scores):
+            return  # not scored (with these files) yet: its model may not exist
         nfe = int(json.loads(scores.read_text())["nfe"])
         model = self.fill(row["model"])
-        timing = {"threads": int(self.threads)}
+        timing = dict(self.identity, threads=int(self.threads), timed_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         for batch, repeats in ((1, 5), (64, 3)):
             count = batch if batch > 1 else max(2, min(32, 200 // nfe))
-            runs = []
+            command = [self.diffkd, "sample", "--model", model, "--count", str(count), "--batch", str(batch),
+                       "--seed", self.values["seed"], "--threads", self.threads,
+                       "--out", str(self.runs / "timing.png")] + sampler_flags(row.get("sampler"))
+            if self.args.plan:
+                print("  " + " ".join(command))
+                continue
+            (self.runs).mkdir(parents=True, exist_ok=True)
+            subprocess.run(command, capture_output=True, check=True, cwd=REPO)  # untimed
+            runs, busy = [], []
             for _ in range(repeats):
-                command = [self.diffkd, "sample", "--model", model, "--count", str(count), "--batch", str(batch),
-                           "--seed", self.values["seed"], "--threads", self.threads,
-                           "--out", str(self.runs / "timing.png")] + sampler_flags(row.get("sampler"))
-                if self.args.plan:
-                    print("  " + " ".join(command))
-                    break
+                busy.append(wait_until_idle(self.args.idle_limit))
                 text = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO).stdout
                 runs.append(float(re.search(r"([\d.]+) ms per image", text).group(1)))
-            if runs:
-                timing[f"batch_{batch}"] = {"median_ms": statistics.median(runs), "runs_ms": runs, "images": count}
+            timing[f"batch_{batch}"] = {"median_ms": statistics.median(runs), "runs_ms": runs, "images": count,
+                                        "cpu_busy_before": busy}
         print(f"bench/table: timed {key}: {timing}", flush=True)
         if not self.args.plan:
             write_json(out, timing)
@@ -220,7 +322,7 @@ class Bench:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row, s, t in rows:
-            if s is None:
+            if s is None or not all(s.get(k) == v for k, v in self.identity.items()):
                 lines.append(f"| {row['label']} | not yet measured |" + " |" * 10)
                 continue
             n = "" if int(s["N"]) == self.count else f" (N = {s['N']})"
@@ -232,7 +334,7 @@ class Bench:
                         else self.config.get("teacher_training", "-") if row["model"] == "{teacher}" else "-")
             lines.append(
                 f"| {row['label']}{n} | {s['nfe']} | {s['parameters']:,} | {fmt(b1, 1)} | {fmt(b64, 2)} | "
-                f"{fmt(speedup, 1, 'x')} | {s['fid_proxy']:.2f} | {s['kid']:.4f} | {s['is_proxy']:.2f} | "
+                f"{fmt(speedup, 1, 'x')} | {fmt(s['fid_proxy'], 2)} | {fmt(s['kid'], 4)} | {fmt(s['is_proxy'], 2)} | "
                 f"{100 * min(s['class_fraction']):.1f}% | {fmt(fidelity and fidelity['psnr'], 1, ' dB')} | "
                 f"{training} |")
         for count in self.counts():
@@ -242,14 +344,18 @@ class Bench:
                                   ("noise", "calibration: Gaussian noise")):
                 s = load_json(self.results / f"calibration-{source}-{count}.json")
                 if s:
-                    lines.append(f"| {label}{n} | - | - | - | - | - | {s['fid_proxy']:.2f} | {s['kid']:.4f} | "
-                                 f"{s['is_proxy']:.2f} | {100 * min(s['class_fraction']):.1f}% | - | - |")
+                    lines.append(f"| {label}{n} | - | - | - | - | - | {fmt(s['fid_proxy'], 2)} | {fmt(s['kid'], 4)} | "
+                                 f"{fmt(s['is_proxy'], 2)} | {100 * min(s['class_fraction']):.1f}% | - | - |")
+        # The side-by-side PNG: one strip per row in the table's order (a blank strip for a row not
+        # yet measured), the same noise in every column.
+        order = [(r, self.results / f"{r['key']}.png") for r, s, t in rows
+                 if self.current(self.results / f"{r['key']}.json") and (self.results / f"{r['key']}.png").exists()]
+        if order:
+            lines += ["", f"compare.png, top to bottom: {', '.join(r['label'] for r, _ in order)}."]
+            stack_pngs([p for _, p in order], self.results / "compare.png")
         table = "\n".join(lines) + "\n"
         self.results.mkdir(parents=True, exist_ok=True)
         (self.results / "table.md").write_text(table)
-        strips = [self.results / f"{r['key']}.png" for r, s, t in rows if (self.results / f"{r['key']}.png").exists()]
-        if strips:
-            stack_pngs(strips, self.results / "compare.png")
         docs = REPO / "docs" / "RESULTS.md"
         if self.args.docs and docs.exists():
             text = docs.read_text()
@@ -286,6 +392,29 @@ def fidelity_applies(row):
 
 def load_json(path):
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def cpu_busy(seconds=0.5):
+    """The fraction of all CPUs' time spent busy over `seconds` (from /proc/stat)."""
+    def sample():
+        fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_idle(limit=0.15, patience=120):
+    """Waits (up to `patience` s) until the machine is idle; fails if it never is. Returns the busy
+    fraction measured just before the timed run."""
+    deadline = time.monotonic() + patience
+    while True:
+        busy = cpu_busy()
+        if busy <= limit:
+            return round(busy, 3)
+        if time.monotonic() > deadline:
+            fail(f"--timing: the machine stayed {100 * busy:.0f}% busy for {patience} s; time rows on an idle machine")
 
 
 def write_json(path, value):
@@ -379,11 +508,16 @@ def main():
     parser.add_argument("--threads", type=int, help="override the config's thread count")
     parser.add_argument("--only", help="comma-separated row keys to score (default: all)")
     parser.add_argument("--timing", action="store_true", help="also time every scored row (an idle machine!)")
+    parser.add_argument("--retime", action="store_true", help="with --timing: time every row again, in this session")
+    parser.add_argument("--idle-limit", type=float, default=0.15,
+                        help="with --timing: the busy CPU fraction under which the machine counts as idle (tests: 1)")
     parser.add_argument("--no-docs", dest="docs", action="store_false", help="do not splice the table into docs/RESULTS.md")
     parser.add_argument("--plan", action="store_true", help="print the commands without running them")
     parser.add_argument("--quiet", action="store_true", help="keep the runs' output in their logs only")
     args = parser.parse_args()
     bench = Bench(args)
+    signal.signal(signal.SIGTERM, bench.forward_stop)
+    signal.signal(signal.SIGHUP, bench.forward_stop)
     if not Path(bench.diffkd).exists():
         fail(f"{bench.diffkd}: no diffkd binary (build it: bash scripts/build.sh release)")
     rows = bench.config["rows"]
