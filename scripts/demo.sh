@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh release
-./build/release/diffkd demo
+./build/release/diffkd report   # samples and scores models/mnist-teacher.safetensors; writes report/
