@@ -210,15 +210,31 @@ class Bench:
         """Every N a row is scored at, the table's own first: calibration rows come at each."""
         return sorted({self.count} | {self.row_count(r) for r in self.config["rows"]}, key=lambda n: (n != self.count, -n))
 
-    def current(self, path):
-        """A results file scored with this teacher and classifier (one scored with others is redone)."""
+    def run_budgets(self, name):
+        """The config's args of run `name` and of every run it builds on (RDD: PD's too)."""
+        spec = self.config["runs"][name]
+        budgets = {name: spec["args"]}
+        for earlier in spec.get("needs", []) + ([spec["continues"]["run"]] if "continues" in spec else []):
+            budgets.update(self.run_budgets(earlier))
+        return budgets
+
+    def row_identity(self, row):
+        """What a row's results depend on: the teacher, the classifier and, for a student, the budgets
+        it was trained with (a changed budget in the config means the row is measured again)."""
+        identity = dict(self.identity)
+        if "run" in row:
+            identity["run_budgets"] = self.run_budgets(row["run"])
+        return identity
+
+    def current(self, path, row):
+        """A results file scored with this row's identity (one scored with other files or budgets is redone)."""
         found = load_json(path)
-        return found is not None and all(found.get(k) == v for k, v in self.identity.items())
+        return found is not None and all(found.get(k) == v for k, v in self.row_identity(row).items())
 
     def score_row(self, row):
         key = row["key"]
         out = self.results / f"{key}.json"
-        if self.current(out):
+        if self.current(out, row):
             return
         if "run" in row:
             self.ensure_run(row["run"])
@@ -245,7 +261,7 @@ class Bench:
         if rc != 0:
             fail(f"scoring {key} failed (exit {rc}); see {self.runs / 'scores' / (key + '.log')}")
         scores = json.loads(scratch.read_text())
-        scores.update(self.identity)
+        scores.update(self.row_identity(row))
         scores["label"] = row["label"]
         scores["parameters"] = self.parameters(model)
         if "run" in row:
@@ -282,14 +298,14 @@ class Bench:
         started on an idle machine, after one untimed run (the model file in the page cache)."""
         key = row["key"]
         out = self.results / f"{key}.timing.json"
-        if (self.current(out) and not self.args.retime) or row.get("timing") is False:
+        if (self.current(out, row) and not self.args.retime) or row.get("timing") is False:
             return
         scores = self.results / f"{key}.json"
-        if not self.current(scores):
+        if not self.current(scores, row):
             return  # not scored (with these files) yet: its model may not exist
         nfe = int(json.loads(scores.read_text())["nfe"])
         model = self.fill(row["model"])
-        timing = dict(self.identity, threads=int(self.threads), timed_at=time.strftime("%Y-%m-%d %H:%M:%S"))
+        timing = dict(self.row_identity(row), threads=int(self.threads), timed_at=time.strftime("%Y-%m-%d %H:%M:%S"))
         for batch, repeats in ((1, 5), (64, 3)):
             count = batch if batch > 1 else max(2, min(32, 200 // nfe))
             command = [self.diffkd, "sample", "--model", model, "--count", str(count), "--batch", str(batch),
@@ -313,7 +329,8 @@ class Bench:
 
     # --- the table --------------------------------------------------------------------------------
     def write_table(self):
-        rows = [(r, load_json(self.results / f"{r['key']}.json"), load_json(self.results / f"{r['key']}.timing.json"))
+        rows = [(r, load_json(self.results / f"{r['key']}.json"),
+                 load_json(self.results / f"{r['key']}.timing.json") if self.current(self.results / f"{r['key']}.timing.json", r) else None)
                 for r in self.config["rows"]]
         baseline = next((t for r, s, t in rows if r.get("baseline") and t), None)
         lines = [
@@ -322,7 +339,7 @@ class Bench:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row, s, t in rows:
-            if s is None or not all(s.get(k) == v for k, v in self.identity.items()):
+            if s is None or not all(s.get(k) == v for k, v in self.row_identity(row).items()):
                 lines.append(f"| {row['label']} | not yet measured |" + " |" * 10)
                 continue
             n = "" if int(s["N"]) == self.count else f" (N = {s['N']})"
@@ -349,7 +366,7 @@ class Bench:
         # The side-by-side PNG: one strip per row in the table's order (a blank strip for a row not
         # yet measured), the same noise in every column.
         order = [(r, self.results / f"{r['key']}.png") for r, s, t in rows
-                 if self.current(self.results / f"{r['key']}.json") and (self.results / f"{r['key']}.png").exists()]
+                 if self.current(self.results / f"{r['key']}.json", r) and (self.results / f"{r['key']}.png").exists()]
         if order:
             lines += ["", f"compare.png, top to bottom: {', '.join(r['label'] for r, _ in order)}."]
             stack_pngs([p for _, p in order], self.results / "compare.png")
