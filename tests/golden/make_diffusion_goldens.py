@@ -25,17 +25,14 @@ prod_{s<=t}(1 - beta[s]) (a sequential running product); a_t = sqrt(alpha_bar[t]
 s_t = sqrt(1 - alpha_bar[t]). v-prediction: x0 = a_t x_t - s_t v. x0 is clipped to [-1, 1] and eps
 is then recomputed as (x_t - a_t x0) / s_t.
 
-safetensors layout, written by hand exactly as in make_unet_goldens.py: u64 LE header length N (a
-multiple of 8: the JSON is padded with spaces), the JSON header {name: {"dtype", "shape",
-"data_offsets"}, "__metadata__": {str: str}}, then the tensors' little-endian data in sorted-name
-order, contiguous. 0-d tensors have shape []. Output is bit-for-bit reproducible.
+The safetensors layout (F64, I64 and F32 tensors; 0-d tensors have shape []) is the hand-written
+one of safetensors_io.py, which also holds the writer and the independent reader used by --check.
+Output is bit-for-bit reproducible.
 """
 import argparse
-import hashlib
 import json
 import math
 import os
-import struct
 import sys
 from fractions import Fraction
 
@@ -45,62 +42,13 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "data")
 sys.path.insert(0, HERE)
-import make_unet_goldens as unet_goldens  # noqa: E402  (the golden UNet and its safetensors reader)
+import make_unet_goldens as unet_goldens  # noqa: E402  (the golden UNet)
+from safetensors_io import GoldenFiles, read_safetensors, seed_of  # noqa: E402
 
 MAX_FILE = 150 * 1024
 MAX_TOTAL = 500 * 1024
 
-# ----------------------------------------------------------------------------------------------
-# safetensors, by hand (same layout and style as make_unet_goldens.py); tensors are numpy arrays
-# ----------------------------------------------------------------------------------------------
-
-ST_DTYPE = {"f4": "F32", "f8": "F64", "i8": "I64"}
-NP_DTYPE = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
-
-written = {}  # path -> ({name: numpy array}, metadata), for --check
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: {name: numpy array of dtype <f4, <f8 or <i8}. Data in sorted-name order."""
-    header, blobs, offset, kept = {}, [], 0, {}
-    for name in sorted(tensors):
-        a = np.array(tensors[name], order="C")  # (np.ascontiguousarray would make 0-d arrays 1-d)
-        code = ST_DTYPE[a.dtype.str[1:]]
-        a = a.astype(NP_DTYPE[code])
-        raw = a.tobytes(order="C")
-        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-        kept[name] = a.copy()
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    header["__metadata__"] = metadata
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    written[path] = (kept, metadata)
-
-
-def read_safetensors(path):
-    """Independent reader: returns ({name: numpy array}, metadata) and checks the layout."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack_from("<Q", data, 0)
-    assert n % 8 == 0 and 8 + n <= len(data), (path, n)
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    metadata = header.pop("__metadata__", None)
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    body, tensors, expect = data[8 + n:], {}, 0
-    for name in sorted(header):
-        info = header[name]
-        dtype = NP_DTYPE[info["dtype"]]
-        begin, end = info["data_offsets"]
-        numel = int(np.prod(info["shape"], dtype=np.int64))
-        assert begin == expect and end - begin == numel * dtype.itemsize, (path, name, begin, end)
-        tensors[name] = np.frombuffer(body, dtype, numel, begin).reshape(info["shape"])
-        expect = end
-    assert expect == len(body), (path, "gap or trailing bytes", expect, len(body))
-    return tensors, metadata
+goldens = GoldenFiles(OUT)
 
 
 def f64(values):
@@ -109,10 +57,6 @@ def f64(values):
 
 def i64(values):
     return np.array(values, dtype="<i8")
-
-
-def seed_of(name):
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,7 +159,7 @@ def make_schedules():
                  "quadratic_last_n = [int((k*sqrt(last)/(n-1))**2) for k in range(n)] in float64, "
                  "final entry forced to last (the first entries repeat: 0, 0, 0, 0, 1, ...)",
     }
-    write_safetensors(os.path.join(OUT, "diffusion_schedules.safetensors"), tensors, meta)
+    goldens.write("diffusion_schedules.safetensors", tensors, meta)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,7 +298,7 @@ def make_steps():
                         "channels; log var = f log beta_k + (1-f) log beta~_k, f = (var + 1)/2, "
                         "beta~_0 replaced by beta~_1; x_next = mean + exp(log var / 2) z",
     }
-    write_safetensors(os.path.join(OUT, "diffusion_steps.safetensors"), tensors, meta)
+    goldens.write("diffusion_steps.safetensors", tensors, meta)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,7 +310,7 @@ TRAJ_SHAPE = (3, 1, 8, 8)
 
 
 def load_unet(dtype=torch.float32):
-    weights, meta = unet_goldens.read_safetensors(os.path.join(OUT, "unet_ddpm_weights.safetensors"))
+    weights, meta = read_safetensors(os.path.join(OUT, "unet_ddpm_weights.safetensors"))
     model = unet_goldens.UNet(json.loads(meta["config"]))
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
     return model.to(dtype).eval()
@@ -423,7 +367,7 @@ def make_trajectory():
                    "traj.x_after_step_k, k = 1..10, the state after step k; step 10 is the final x0",
         "config": json.dumps(model.cfg, separators=(", ", ": ")),
     }
-    write_safetensors(os.path.join(OUT, "diffusion_trajectory.safetensors"), tensors, meta)
+    goldens.write("diffusion_trajectory.safetensors", tensors, meta)
     return states
 
 
@@ -577,32 +521,14 @@ def check_trajectory(tr, states):
 
 
 def check(states):
-    total = 0
-    for path, (expected, metadata) in written.items():
-        got, got_meta = read_safetensors(path)
-        assert got_meta == metadata, path
-        assert sorted(got) == sorted(expected), path
-        for name, want in expected.items():
-            array = got[name]
-            assert array.dtype == want.dtype and array.shape == want.shape, (path, name)
-            assert array.tobytes() == want.tobytes(), (path, name)
-            assert np.all(np.isfinite(array)), (path, name)
-        size = os.path.getsize(path)
-        assert size < MAX_FILE, (path, size)
-        total += size
-        print(f"  {os.path.basename(path)}: {size} bytes, {len(got)} tensors, "
-              f"sha256 {hashlib.sha256(open(path, 'rb').read()).hexdigest()[:16]}")
+    loaded, total = goldens.check_round_trips(MAX_FILE)
     assert total < MAX_TOTAL, total
-    stale = sorted(set(f for f in os.listdir(OUT) if f.startswith("diffusion_"))
-                   - set(os.path.basename(p) for p in written))
+    stale = sorted(set(f for f in os.listdir(OUT) if f.startswith("diffusion_")) - set(loaded))
     assert not stale, stale
-    st, _ = read_safetensors(os.path.join(OUT, "diffusion_schedules.safetensors"))
-    sp, _ = read_safetensors(os.path.join(OUT, "diffusion_steps.safetensors"))
-    tr, _ = read_safetensors(os.path.join(OUT, "diffusion_trajectory.safetensors"))
-    check_schedules(st)
-    check_steps(sp)
-    check_trajectory(tr, states)
-    print(f"checked {len(written)} files: all round-trip, {total} bytes in total")
+    check_schedules(loaded["diffusion_schedules.safetensors"])
+    check_steps(loaded["diffusion_steps.safetensors"])
+    check_trajectory(loaded["diffusion_trajectory.safetensors"], states)
+    print(f"checked {len(goldens.written)} files: all round-trip, {total} bytes in total")
 
 
 def main():
@@ -615,8 +541,7 @@ def main():
     make_schedules()
     make_steps()
     states = make_trajectory()
-    total = sum(os.path.getsize(p) for p in written)
-    print(f"wrote {len(written)} files, {total} bytes, to {OUT}")
+    print(f"wrote {len(goldens.written)} files, {goldens.total_bytes()} bytes, to {OUT}")
     if args.check:
         check(states)
     return 0

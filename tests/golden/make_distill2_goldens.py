@@ -18,11 +18,12 @@ Adv-KD discriminator and losses, and the golden brief), not from the C++ code. E
                              (double backward through the GP).
 
 Inputs come from numpy default_rng(seed_of(<file stem>)) in a documented order, so the output is
-bit-for-bit reproducible (single-threaded torch). The safetensors writer / reader and the cosine
-schedule are imported from make_diffusion_goldens.py (importing it writes nothing).
+bit-for-bit reproducible (single-threaded torch). The files (F64, and I64 where noted) use the
+hand-written safetensors layout of safetensors_io.py, which also holds the writer and the
+independent reader used by --check; the cosine schedule is imported from make_diffusion_goldens.py
+(importing it writes nothing).
 """
 import argparse
-import hashlib
 import math
 import os
 import sys
@@ -34,30 +35,13 @@ import torch.nn.functional as Fn
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "data")
 sys.path.insert(0, HERE)
-import make_diffusion_goldens as dg  # noqa: E402  (writer/reader, f64/i64, seed_of, cosine schedule)
+import make_diffusion_goldens as dg  # noqa: E402  (f64/i64, seed_of, cosine schedule)
+from safetensors_io import GoldenFiles, t64  # noqa: E402
 
 MAX_FILE = 100 * 1024
 FILES = ["distill_dkdm.safetensors", "distill_advkd.safetensors"]
-written = {}  # basename -> ({name: numpy array}, metadata)
+goldens = GoldenFiles(OUT, dtypes=(np.float64, np.int64))
 LN2 = math.log(2.0)
-
-
-def write(basename, tensors, metadata):
-    arrays = {}
-    for name, value in tensors.items():
-        if isinstance(value, torch.Tensor):
-            value = value.detach().numpy()
-        a = np.array(value)
-        assert a.dtype in (np.float64, np.int64), (name, a.dtype)
-        arrays[name] = a
-    path = os.path.join(OUT, basename)
-    dg.write_safetensors(path, arrays, metadata)
-    kept, _ = dg.written[path]
-    written[basename] = (kept, metadata)
-
-
-def t64(a, grad=False):
-    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, requires_grad=grad)
 
 
 # ==============================================================================================
@@ -204,7 +188,7 @@ def make_dkdm():
             "[4,2,3,3] as above with this logvar_T (the MSE part equals loss_mse).",
         "seed": str(dg.seed_of("distill_dkdm")),
     }
-    write("distill_dkdm.safetensors", out, meta)
+    goldens.write("distill_dkdm.safetensors", out, meta)
 
 
 def check_dkdm(d):
@@ -469,7 +453,7 @@ def make_advkd():
             "step are applied (parameters are outside [-0.1,0.1]). softplus(x) = log(1 + exp(x)).",
         "seed": str(dg.seed_of("distill_advkd")),
     }
-    write("distill_advkd.safetensors", out, meta)
+    goldens.write("distill_advkd.safetensors", out, meta)
 
 
 # ---- an independent numpy forward of D (explicit patch sums, BatchNorm from its definition) ----
@@ -625,23 +609,8 @@ def fd_grad(f, x, h=1e-6):
 
 
 def check():
-    loaded = {}
-    for base in FILES:
-        path = os.path.join(OUT, base)
-        expected, metadata = written[base]
-        got, got_meta = dg.read_safetensors(path)
-        assert got_meta == metadata, path
-        assert sorted(got) == sorted(expected), path
-        for name, want in expected.items():
-            a = got[name]
-            assert a.dtype == want.dtype and a.shape == want.shape, (path, name)
-            assert a.tobytes() == want.tobytes(), (path, name)
-            assert np.all(np.isfinite(a)), (path, name)
-        size = os.path.getsize(path)
-        assert size < MAX_FILE, (path, size)
-        print(f"  {base}: {size} bytes, {len(got)} tensors, "
-              f"sha256 {hashlib.sha256(open(path, 'rb').read()).hexdigest()[:16]}")
-        loaded[base] = got
+    loaded, _ = goldens.check_round_trips(MAX_FILE)
+    assert sorted(loaded) == sorted(FILES), sorted(loaded)
     check_dkdm(loaded["distill_dkdm.safetensors"])
     check_advkd(loaded["distill_advkd.safetensors"])
     print(f"checked {len(FILES)} files: all round-trip and match the independent cross-checks")

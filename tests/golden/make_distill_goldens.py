@@ -22,11 +22,12 @@ tests/golden/data/:
                                and the gradients.
 
 Inputs come from numpy default_rng(seed_of(<file name>)) in a documented order, so the output is
-bit-for-bit reproducible (single-threaded torch). The safetensors writer / reader and the cosine
-schedule are imported from make_diffusion_goldens.py (importing it writes nothing).
+bit-for-bit reproducible (single-threaded torch). The files (F64, and I64 where noted) use the
+hand-written safetensors layout of safetensors_io.py, which also holds the writer and the
+independent reader used by --check; the cosine schedule is imported from make_diffusion_goldens.py
+(importing it writes nothing).
 """
 import argparse
-import hashlib
 import math
 import os
 import sys
@@ -39,29 +40,12 @@ import torch.nn.functional as Fn
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "data")
 sys.path.insert(0, HERE)
-import make_diffusion_goldens as dg  # noqa: E402  (writer/reader, f64/i64, seed_of, cosine schedule)
+import make_diffusion_goldens as dg  # noqa: E402  (f64/i64, seed_of, cosine schedule)
+from safetensors_io import GoldenFiles, t64  # noqa: E402
 
 MAX_FILE = 100 * 1024
 FILES = ["distill_student.safetensors", "distill_pd.safetensors", "distill_rdd.safetensors"]
-written = {}  # basename -> ({name: numpy array}, metadata)
-
-
-def write(basename, tensors, metadata):
-    arrays = {}
-    for name, value in tensors.items():
-        if isinstance(value, torch.Tensor):
-            value = value.detach().numpy()
-        a = np.array(value)
-        assert a.dtype in (np.float64, np.int64), (name, a.dtype)
-        arrays[name] = a
-    path = os.path.join(OUT, basename)
-    dg.write_safetensors(path, arrays, metadata)
-    kept, _ = dg.written[path]
-    written[basename] = (kept, metadata)
-
-
-def t64(a, grad=False):
-    return torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64, requires_grad=grad)
+goldens = GoldenFiles(OUT, dtypes=(np.float64, np.int64))
 
 
 # ==============================================================================================
@@ -129,7 +113,7 @@ def make_student():
             "gradient grad_net_out_l1_float. No element is within 1e-3 of the |.| kink.",
         "seed": str(dg.seed_of("distill_student")),
     }
-    write("distill_student.safetensors", out, meta)
+    goldens.write("distill_student.safetensors", out, meta)
 
 
 def check_student(d):
@@ -288,7 +272,7 @@ def make_pd():
             "grad_student_out_v_mse: d loss / d student_out (autograd, [B,1,4,4]).",
         "seed": str(dg.seed_of("distill_pd")),
     }
-    write("distill_pd.safetensors", out, meta)
+    goldens.write("distill_pd.safetensors", out, meta)
 
 
 def check_pd(d):
@@ -531,7 +515,7 @@ def make_rdd():
             "unweighted term) / d F_S, so grad_F_S = cfd + isp2p + 0.1 * mp2p_clean.",
         "seed": str(dg.seed_of("distill_rdd")),
     }
-    write("distill_rdd.safetensors", out, meta)
+    goldens.write("distill_rdd.safetensors", out, meta)
 
 
 def np_normalize(x, axis):
@@ -675,23 +659,8 @@ def fd_grad(f, x, h=1e-6):
 
 
 def check():
-    loaded = {}
-    for base in FILES:
-        path = os.path.join(OUT, base)
-        expected, metadata = written[base]
-        got, got_meta = dg.read_safetensors(path)
-        assert got_meta == metadata, path
-        assert sorted(got) == sorted(expected), path
-        for name, want in expected.items():
-            a = got[name]
-            assert a.dtype == want.dtype and a.shape == want.shape, (path, name)
-            assert a.tobytes() == want.tobytes(), (path, name)
-            assert np.all(np.isfinite(a)), (path, name)
-        size = os.path.getsize(path)
-        assert size < MAX_FILE, (path, size)
-        print(f"  {base}: {size} bytes, {len(got)} tensors, "
-              f"sha256 {hashlib.sha256(open(path, 'rb').read()).hexdigest()[:16]}")
-        loaded[base] = got
+    loaded, _ = goldens.check_round_trips(MAX_FILE)
+    assert sorted(loaded) == sorted(FILES), sorted(loaded)
     siblings = {"distill_dkdm.safetensors", "distill_advkd.safetensors"}  # make_distill2_goldens.py's
     stale = sorted(set(f for f in os.listdir(OUT) if f.startswith("distill_")) - set(FILES) - siblings)
     assert not stale, stale

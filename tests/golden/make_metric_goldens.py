@@ -27,10 +27,8 @@ Cross-checked against a pure-Python math.fsum loop over all pairs.
 One file per case, data/metrics_<case>.safetensors, with tensors a, b, mu_a, mu_b, cov_a, cov_b
 (F64) and fid, kid (F64, 0-d) and __metadata__ {"case", "formula", "seed", "generator"}.
 
-safetensors layout, written by hand (struct + json + numpy): u64 LE header length N (a multiple of
-8: the JSON is padded with spaces), the JSON header {name: {"dtype": "F64", "shape": [...],
-"data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the raw little-endian data of the
-tensors in sorted-name order, contiguous, no gaps. Output is bit-for-bit reproducible.
+The safetensors layout (F64 only) is the hand-written one of safetensors_io.py, which also holds
+the writer and the independent reader used by --check. Output is bit-for-bit reproducible.
 
 Precision: with singular covariances (rank_deficient_d32) the float64 FD is ~7e-8 absolute off the
 exact value (sqrt of ~1e-16 null-space eigenvalue noise); --check compares every FD with a 50-digit
@@ -44,12 +42,12 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_N
 
 import argparse
 import glob
-import json
 import math
-import struct
 import sys
 
 import numpy as np
+
+from safetensors_io import read_safetensors, write_safetensors
 
 try:
     import scipy.linalg as _scipy_linalg
@@ -195,51 +193,8 @@ def compute_case(name):
 
 
 # ----------------------------------------------------------------------------------------------
-# safetensors, by hand
+# Files, --check
 # ----------------------------------------------------------------------------------------------
-
-NP_DTYPE = {"F64": np.dtype("<f8")}
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: {name: float64 numpy array}. Data in sorted-name order, contiguous."""
-    header, blobs, offset = {}, [], 0
-    for name in sorted(tensors):
-        t = np.array(tensors[name], dtype="<f8", order="C")  # (ascontiguousarray makes 0-d 1-d)
-        assert t.flags.c_contiguous
-        raw = t.tobytes(order="C")
-        header[name] = {"dtype": "F64", "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    header["__metadata__"] = metadata
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
-def read_safetensors(path):
-    """Independent reader: returns ({name: numpy array}, metadata) and checks the layout."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack_from("<Q", data, 0)
-    assert n % 8 == 0 and 8 + n <= len(data), (path, n)
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    metadata = header.pop("__metadata__", None)
-    assert isinstance(metadata, dict)
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    body, tensors, expect = data[8 + n:], {}, 0
-    for name in sorted(header):
-        info = header[name]
-        dtype = NP_DTYPE[info["dtype"]]
-        begin, end = info["data_offsets"]
-        numel = int(np.prod(info["shape"], dtype=np.int64))
-        assert begin == expect and end - begin == numel * dtype.itemsize, (path, name, begin, end)
-        tensors[name] = np.frombuffer(body, dtype, numel, begin).reshape(tuple(info["shape"]))
-        expect = end
-    assert expect == len(body), (path, "gap or trailing bytes", expect, len(body))
-    return tensors, metadata
-
 
 def fid_mpmath(got, dps=50):
     """High-precision FD of the stored (exact) mu/cov doubles, or None without mpmath. In exact

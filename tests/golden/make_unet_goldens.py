@@ -27,11 +27,9 @@ For each tiny config CFG (see CONFIGS) two files are written to tests/golden/dat
                                 "ddpm" config also has adamw.loss / adamw.<param> (AdamW, lr 1e-2,
                                 weight_decay 0.1, otherwise the defaults).
 
-safetensors layout, written by hand (struct + json + numpy, not the safetensors package): u64 LE
-header length N (a multiple of 8: the JSON is padded with spaces), the JSON header
-{name: {"dtype": "F32"|"F64"|"I64", "shape": [...], "data_offsets": [begin, end]},
-"__metadata__": {str: str}}, then the raw little-endian data of the tensors in sorted-name order,
-contiguous, no gaps. Output is bit-for-bit reproducible (single thread, fixed seeds).
+The safetensors layout (F32 data, I64 labels) is the hand-written one of safetensors_io.py, which
+also holds the writer and the independent reader used by --check. Output is bit-for-bit
+reproducible (single thread, fixed seeds).
 
 Caveat for comparisons: the key rows C..2C of every *.qkv.bias have a mathematically zero gradient
 (see key_bias_rows), so grad.*.qkv.bias[C:2C] is rounding noise and adam*.*.qkv.bias[C:2C] is that
@@ -42,17 +40,17 @@ any float32 implementation) and asserts the DDPM CIFAR-10 UNet has 35,746,307 pa
 --counts prints that count and the DKDM 57M teacher / 14M student counts.
 """
 import argparse
-import hashlib
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from safetensors_io import GoldenFiles, read_safetensors, seed_of
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -410,62 +408,10 @@ def param_count(cfg):
 
 
 # ----------------------------------------------------------------------------------------------
-# safetensors, by hand
-# ----------------------------------------------------------------------------------------------
-
-ST_DTYPE = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8"), torch.int64: ("I64", "<i8")}
-NP_DTYPE = {"F32": np.dtype("<f4"), "F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
-
-written = {}  # path -> {name: numpy array}, for --check
-
-
-def write_safetensors(path, tensors, metadata):
-    """tensors: {name: torch tensor}. Data in sorted-name order, contiguous."""
-    header, blobs, offset, kept = {}, [], 0, {}
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous()
-        code, np_dtype = ST_DTYPE[t.dtype]
-        raw = t.numpy().astype(np_dtype).tobytes(order="C")
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-        kept[name] = t.numpy().astype(np_dtype).copy()
-    header["__metadata__"] = metadata
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-    written[path] = (kept, metadata)
-
-
-def read_safetensors(path):
-    """Independent reader: returns ({name: numpy array}, metadata) and checks the layout."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack_from("<Q", data, 0)
-    assert n % 8 == 0 and 8 + n <= len(data), (path, n)
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    metadata = header.pop("__metadata__", None)
-    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    body, tensors, expect = data[8 + n:], {}, 0
-    for name in sorted(header):
-        info = header[name]
-        dtype = NP_DTYPE[info["dtype"]]
-        begin, end = info["data_offsets"]
-        numel = int(np.prod(info["shape"], dtype=np.int64))
-        assert begin == expect and end - begin == numel * dtype.itemsize, (path, name, begin, end)
-        tensors[name] = np.frombuffer(body, dtype, numel, begin).reshape(info["shape"])
-        expect = end
-    assert expect == len(body), (path, "gap or trailing bytes", expect, len(body))
-    return tensors, metadata
-
-
-# ----------------------------------------------------------------------------------------------
 # Cases
 # ----------------------------------------------------------------------------------------------
 
-def seed_of(name):
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little")
+goldens = GoldenFiles(OUT)
 
 
 def build(cfg_name):
@@ -521,8 +467,8 @@ def make_case(cfg_name):
     cfg = CONFIGS[cfg_name]
     model = build(cfg_name)
     init_state = {k: v.clone() for k, v in model.state_dict().items()}
-    write_safetensors(os.path.join(OUT, f"unet_{cfg_name}_weights.safetensors"), init_state,
-                      {"config": json.dumps(cfg, separators=(", ", ": ")), "format": "pt"})
+    goldens.write(f"unet_{cfg_name}_weights.safetensors", init_state,
+                  {"config": json.dumps(cfg, separators=(", ", ": ")), "format": "pt"})
 
     x, t, y, target = batch(cfg_name)
     case = {"x": x, "t": t, "target": target}
@@ -559,8 +505,8 @@ def make_case(cfg_name):
         assert torch.equal(case[prefix + ".loss"][0], loss.detach())
         for name, p in model.named_parameters():
             case[prefix + "." + name] = p.detach().clone()
-    write_safetensors(os.path.join(OUT, f"unet_{cfg_name}_case.safetensors"), case,
-                      {"config": json.dumps(cfg, separators=(", ", ": ")), "format": "pt"})
+    goldens.write(f"unet_{cfg_name}_case.safetensors", case,
+                  {"config": json.dumps(cfg, separators=(", ", ": ")), "format": "pt"})
     print(f"{cfg_name}: {len(names)} parameter tensors, {sum(p.numel() for p in model.parameters())}"
           f" parameters, loss {float(loss):.6f}, adam losses {case['adam.loss'].tolist()}, "
           f"smallest per-tensor max|grad| {min_grad:.3e}, smallest |grad| {float(flat.min()):.3e}"
@@ -607,20 +553,7 @@ def float64_deviation(cfg_name):
 
 
 def check():
-    total = 0
-    for path, (expected, metadata) in written.items():
-        got, got_meta = read_safetensors(path)
-        assert got_meta == metadata, path
-        assert sorted(got) == sorted(expected), path
-        for name, want in expected.items():
-            array = got[name]
-            assert array.dtype == want.dtype and array.shape == want.shape, (path, name)
-            assert array.tobytes() == want.tobytes(), (path, name)
-            assert np.all(np.isfinite(array)), (path, name)
-        size = os.path.getsize(path)
-        total += size
-        print(f"  {os.path.basename(path)}: {size} bytes, {len(got)} tensors, "
-              f"sha256 {hashlib.sha256(open(path, 'rb').read()).hexdigest()[:16]}")
+    _, total = goldens.check_round_trips()
     # The case files hold a grad / adam entry for every weight, and the config round-trips.
     for cfg_name, cfg in CONFIGS.items():
         weights, meta = read_safetensors(os.path.join(OUT, f"unet_{cfg_name}_weights.safetensors"))
@@ -636,7 +569,7 @@ def check():
     # Independent check of the spec: the DDPM CIFAR-10 UNet has exactly 35,746,307 parameters.
     n = param_count(DDPM_CIFAR10)
     assert n == DDPM_CIFAR10_PARAMS, n
-    print(f"checked {len(written)} files: all round-trip, {total} bytes in total; "
+    print(f"checked {len(goldens.written)} files: all round-trip, {total} bytes in total; "
           f"DDPM CIFAR-10 UNet has {n:,} parameters")
 
 
@@ -656,8 +589,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     for cfg_name in CONFIGS:
         make_case(cfg_name)
-    total = sum(os.path.getsize(p) for p in written)
-    print(f"wrote {len(written)} files, {total} bytes, to {OUT}")
+    print(f"wrote {len(goldens.written)} files, {goldens.total_bytes()} bytes, to {OUT}")
     if args.check:
         check()
     return 0
