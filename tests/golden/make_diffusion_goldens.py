@@ -225,7 +225,7 @@ def ddpm_step_learned(x_k, eps_out, var_out, k, kept, z):
            ((1.0 - ab_prev) * math.sqrt(1.0 - beta) / (1.0 - ab_k)) * x_k
     if k == 0:
         return mean, x0
-    return mean + np.exp(0.5 * log_var) * z, x0
+    return mean + np.vectorize(math.exp)(0.5 * log_var) * z, x0
 
 
 # (prefix, k): a learned-range model (2C output channels: eps, then the variance values in [-1, 1])
