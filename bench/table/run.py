@@ -226,10 +226,16 @@ class Bench:
             identity["run_budgets"] = self.run_budgets(row["run"])
         return identity
 
-    def current(self, path, row):
-        """A results file scored with this row's identity (one scored with other files or budgets is redone)."""
+    def current_json(self, path, row):
+        """A results file's JSON if it was made with this row's identity, else None (one made with
+        other files or budgets is redone)."""
         found = load_json(path)
-        return found is not None and all(found.get(k) == v for k, v in self.row_identity(row).items())
+        if found is not None and all(found.get(k) == v for k, v in self.row_identity(row).items()):
+            return found
+        return None
+
+    def current(self, path, row):
+        return self.current_json(path, row) is not None
 
     def score_row(self, row):
         key = row["key"]
@@ -329,9 +335,8 @@ class Bench:
 
     # --- the table --------------------------------------------------------------------------------
     def write_table(self):
-        rows = [(r, load_json(self.results / f"{r['key']}.json"),
-                 load_json(self.results / f"{r['key']}.timing.json") if self.current(self.results / f"{r['key']}.timing.json", r) else None)
-                for r in self.config["rows"]]
+        rows = [(r, self.current_json(self.results / f"{r['key']}.json", r),
+                 self.current_json(self.results / f"{r['key']}.timing.json", r)) for r in self.config["rows"]]
         baseline = next((t for r, s, t in rows if r.get("baseline") and t), None)
         lines = [
             f"| model | NFE | parameters | ms/image, batch 1 | ms/image, batch 64 | speed-up (batch 64) | FID-proxy | KID "
@@ -339,7 +344,7 @@ class Bench:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row, s, t in rows:
-            if s is None or not all(s.get(k) == v for k, v in self.row_identity(row).items()):
+            if s is None:
                 lines.append(f"| {row['label']} | not yet measured |" + " |" * 10)
                 continue
             n = "" if int(s["N"]) == self.count else f" (N = {s['N']})"
@@ -366,7 +371,7 @@ class Bench:
         # The side-by-side PNG: one strip per row in the table's order (a blank strip for a row not
         # yet measured), the same noise in every column.
         order = [(r, self.results / f"{r['key']}.png") for r, s, t in rows
-                 if self.current(self.results / f"{r['key']}.json", r) and (self.results / f"{r['key']}.png").exists()]
+                 if s is not None and (self.results / f"{r['key']}.png").exists()]
         if order:
             lines += ["", f"compare.png, top to bottom: {', '.join(r['label'] for r, _ in order)}."]
             stack_pngs([p for _, p in order], self.results / "compare.png")
