@@ -373,7 +373,7 @@ class Bench:
         order = [(r, self.results / f"{r['key']}.png") for r, s, t in rows
                  if s is not None and (self.results / f"{r['key']}.png").exists()]
         if order:
-            lines += ["", f"compare.png, top to bottom: {', '.join(r['label'] for r, _ in order)}."]
+            lines += ["", f"compare.png, top to bottom: {'; '.join(r['label'] for r, _ in order)}."]
             stack_pngs([p for _, p in order], self.results / "compare.png")
         table = "\n".join(lines) + "\n"
         self.results.mkdir(parents=True, exist_ok=True)
