@@ -69,7 +69,8 @@ json run_settings(const TrainOptions& o, const nn::UNetConfig& config) {
           {"seed", o.seed},             {"steps", o.steps},
           {"lr", o.lr},                 {"warmup", o.warmup},
           {"lr_schedule", o.lr_schedule}, {"grad_clip", o.grad_clip},
-          {"ema", o.ema_decay},         {"ema_start", o.ema_start}};
+          {"ema", o.ema_decay},         {"ema_start", o.ema_start},
+          {"device", o.device.str()}};
 }
 
 // What defines the model being trained: these must match on --resume.

@@ -182,6 +182,7 @@ TEST(Trainer, ResumeRefusesAChangedModelDataOrSeedButTakesMoreSteps) {
   std::ifstream settings(dir + "/run.json");
   const std::string text((std::istreambuf_iterator<char>(settings)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("\"steps\": 5"), std::string::npos) << text;
+  EXPECT_NE(text.find("\"device\": \"cpu\""), std::string::npos) << text;  // a resume on another device is visible
 }
 
 TEST(Trainer, CheckpointsCarryTheTrainingTimeAcrossResumes) {
