@@ -52,6 +52,7 @@ struct {
   std::string generator = "advkd-mnist", gan = "logistic";
   int64_t trajectories = 2000, epochs = 2, ndf = 32;
   double gp_weight = 10, clip = 0.1;
+  std::string d_batch = "separate";
   bool no_quantise_noise = false;
 } opts;
 
@@ -180,6 +181,7 @@ int run_distill() {
     a.adversarial.gan = opts.gan;
     a.adversarial.gp_weight = opts.gp_weight;
     a.adversarial.clip = opts.clip;
+    a.adversarial.d_batch = opts.d_batch;
     const distill::AdvKdResult r = distill::train_advkd(a);
     if (!r.interrupted) std::printf("distill advkd: the generator is %s (one pass per image)\n", r.model.c_str());
     return r.interrupted ? 130 : 0;
@@ -337,6 +339,11 @@ void add_distill_command(CLI::App& app) {
       ->check(CLI::IsMember({"logistic", "wgan"}));
   c->add_option("--gp-weight", opts.gp_weight, "advkd: WGAN-GP penalty weight (0: off)")->capture_default_str();
   c->add_option("--clip", opts.clip, "advkd: clip D's weights to +-clip after each step (0: off)")->capture_default_str();
+  c->add_option("--d-batch", opts.d_batch,
+                "advkd: separate (real and fake through D in two passes, each its own BatchNorm statistics, official) "
+                "or joint (one pass)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"separate", "joint"}));
   c->add_option("--ndf", opts.ndf, "advkd: the discriminator's first width")->capture_default_str();
   c->add_flag("--no-quantise-noise", opts.no_quantise_noise,
               "advkd: the generator's input from the exact noise (default: as an 8-bit image, as the official)");

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "autograd/engine.h"
 #include "data/image_io.h"
@@ -36,10 +37,25 @@ Tensor gradient_penalty(nn::ConditionalDiscriminator& d, const Tensor& real, con
   return mean(square(norm - 1.0));
 }
 
+namespace {
+
+// D's logits for (real, fake): two passes, each batch with its own BatchNorm statistics (the
+// official code), or one pass over both batches.
+std::pair<Tensor, Tensor> real_and_fake_logits(nn::ConditionalDiscriminator& d, const Tensor& real, const Tensor& fake,
+                                               const Tensor& noise, const AdversarialOptions& o) {
+  DK_CHECK(o.d_batch == "separate" || o.d_batch == "joint", "adv-kd: unknown D batch mode '", o.d_batch,
+           "' (expected separate or joint)");
+  if (o.d_batch == "separate") return {d.forward(real, noise), d.forward(fake, noise)};
+  const int64_t n = real.size(0);
+  const Tensor both = d.forward(concat({real, fake}, 0), concat({noise, noise}, 0));
+  return {narrow(both, 0, 0, n), narrow(both, 0, n, fake.size(0))};
+}
+
+}  // namespace
+
 Tensor discriminator_loss(nn::ConditionalDiscriminator& d, const Tensor& real, const Tensor& fake, const Tensor& noise,
                           const Tensor& alpha, const AdversarialOptions& o, DiscriminatorLossParts* parts) {
-  // Separate passes (and BatchNorm statistics) for real and fake, as the official code.
-  const Tensor d_real = d.forward(real, noise), d_fake = d.forward(fake.detach(), noise);
+  const auto [d_real, d_fake] = real_and_fake_logits(d, real, fake.detach(), noise, o);
   const bool logistic = o.gan == "logistic";
   DK_CHECK(logistic || o.gan == "wgan", "adv-kd: unknown GAN loss '", o.gan, "' (expected logistic or wgan)");
   const Tensor real_term = logistic ? mean(softplus(-d_real)) : -mean(d_real);
@@ -55,8 +71,11 @@ Tensor discriminator_loss(nn::ConditionalDiscriminator& d, const Tensor& real, c
   return total;
 }
 
-Tensor generator_loss(nn::ConditionalDiscriminator& d, const Tensor& fake, const Tensor& noise, const AdversarialOptions& o) {
-  const Tensor d_fake = d.forward(fake, noise);
+Tensor generator_loss(nn::ConditionalDiscriminator& d, const Tensor& fake, const Tensor& noise, const AdversarialOptions& o,
+                      const Tensor& real) {
+  DK_CHECK(o.d_batch != "joint" || real.defined(), "adv-kd: a joint D batch needs the real batch for the generator loss");
+  const Tensor d_fake = o.d_batch == "joint" ? real_and_fake_logits(d, real.detach(), fake, noise, o).second
+                                             : d.forward(fake, noise);
   return o.gan == "logistic" ? mean(softplus(-d_fake)) : -mean(d_fake);
 }
 
@@ -189,9 +208,9 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
   const json settings = {{"method", "advkd"}, {"teacher", o.teacher}, {"trajectories", set}, {"epochs", o.epochs},
                          {"batch", o.batch_size}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
                          {"hidden", o.hidden}, {"gan", o.adversarial.gan}, {"gp_weight", o.adversarial.gp_weight},
-                         {"clip", o.adversarial.clip}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
+                         {"clip", o.adversarial.clip}, {"d_batch", o.adversarial.d_batch}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
-                                                 "gp_weight", "clip", "seed"},
+                                                 "gp_weight", "clip", "d_batch", "seed"},
                            o.run.resume, o.run.quiet);
   nn::StagedGenerator generator(g, o.run.seed);
   generator.to(o.run.device);  // before the optimisers take its tensors
@@ -289,7 +308,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     adam_d->step();
     adam_d->zero_grad();
     if (o.adversarial.clip > 0) d->clip_weights(o.adversarial.clip);
-    Tensor loss_g = generator_loss(*d, generator.forward(z, stage), z, o.adversarial);
+    Tensor loss_g = generator_loss(*d, generator.forward(z, stage), z, o.adversarial, real);
     const double value_g = loss_g.item();
     DK_CHECK(std::isfinite(value_g), "distill advkd: step ", step, ": the generator loss is ", value_g);
     loss_g.backward();

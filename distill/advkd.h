@@ -7,7 +7,12 @@
 //   GP  = (||grad_x^ D(x^, z)||_2 - 1)^2,  x^ = a y + (1 - a) G(z),  a ~ U(0, 1) per sample (WGAN-GP)
 //   L_G = softplus(-D(G(z), z))   (non-saturating; a fresh generator pass after the D step)
 // all batch means. The logistic loss (or a Wasserstein one), the penalty and the clipping are each
-// switchable.
+// switchable, and so is how D's BatchNorm meets the two batches: the official code passes real and
+// fake separately, so every BatchNorm normalises each batch by its own statistics. Before the head's
+// LeakyReLU and Linear(128, 1) that leaves the batch-mean logit nearly the same for any real and any
+// fake batch (equal per-feature means; only the features' spread and shape differ), so a
+// batch-mean loss gives D little to learn from: on MNIST both losses stay at log 2 (docs/RESULTS.md).
+// "joint" passes real and fake as one batch (one set of statistics), as most GAN code does.
 
 #include <string>
 
@@ -21,6 +26,7 @@ struct AdversarialOptions {
   std::string gan = "logistic";  // or "wgan": -D(y) + D(G(z)) and -D(G(z))
   double gp_weight = 10.0;       // 0: no penalty
   double clip = 0.1;             // 0: no weight clipping
+  std::string d_batch = "separate";  // or "joint": real and fake through D as one batch
 };
 
 // The WGAN-GP penalty; its gradient w.r.t. D's weights goes through a double backward.
@@ -33,8 +39,9 @@ struct DiscriminatorLossParts {
 // fake is treated as a constant (the D step).
 Tensor discriminator_loss(nn::ConditionalDiscriminator& d, const Tensor& real, const Tensor& fake, const Tensor& noise,
                           const Tensor& alpha, const AdversarialOptions& options, DiscriminatorLossParts* parts = nullptr);
+// `real` joins the fake batch in D's pass when options.d_batch is "joint" (a constant there).
 Tensor generator_loss(nn::ConditionalDiscriminator& d, const Tensor& fake, const Tensor& noise,
-                      const AdversarialOptions& options);
+                      const AdversarialOptions& options, const Tensor& real = Tensor());
 
 // The teacher trajectory set (data/generate_sample.py): teacher DDPM ancestral runs (respaced to
 // `teacher_steps`, x0 clipped) from the noise of sample i under `seed`, saving the state after the

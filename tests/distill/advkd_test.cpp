@@ -1,6 +1,7 @@
 // Adv-KD end to end on the tiny teacher: the trajectory set holds the teacher's own samples, the
 // WGAN-GP penalty and its weight gradient (a double backward) match finite differences, the
-// discriminator learns within a stage, the generator samples through `generate`, and a resumed
+// discriminator learns within a stage (through one joint BatchNorm batch far better than through
+// the official separate passes), the generator samples through `generate`, and a resumed
 // run is bit-identical.
 
 #include "distill/advkd.h"
@@ -11,6 +12,8 @@
 
 #include "autograd/engine.h"
 #include "diffusion/generate.h"
+#include "nn/optim.h"
+#include "tensor/creation.h"
 #include "tests/distill/distill_fixtures.h"
 
 namespace diffkd::testing {
@@ -101,6 +104,45 @@ TEST(AdvKd, DiscriminatorLearnsAndTheGeneratorSamples) {
   const Tensor images = diffusion::generate(g, diffusion::SamplerConfig{}, 0, 5, 5, 0);
   EXPECT_EQ(images.shape(), (Shape{5, 1, 8, 8}));  // the padded 16x16 output cropped to the teacher's 8
   EXPECT_LE(max(abs(images)).item(), 1.0);
+}
+
+// D alone, on a real and a fake batch that differ only by a shift of their brightness: the
+// logistic part of L_D after `steps` Adam steps.
+double logistic_loss_after_training(const std::string& d_batch, int steps) {
+  nn::DiscriminatorConfig c;
+  c.ndf = 4;
+  c.max_channels = 8;
+  c.hidden = 8;
+  nn::ConditionalDiscriminator d(c, 3);
+  d.train();
+  AdamHyper hyper;
+  hyper.lr = 1e-3;
+  hyper.beta1 = 0.5;
+  nn::Adam adam(d.named_parameters(), hyper);
+  AdversarialOptions o;
+  o.gp_weight = 0;
+  o.clip = 0;
+  o.d_batch = d_batch;
+  Generator gen(5);
+  DiscriminatorLossParts parts;
+  for (int step = 0; step < steps; ++step) {
+    const Tensor noise = randn({16, 1, 4, 4}, gen);
+    const Tensor real = 0.3 * randn({16, 1, 8, 8}, gen) + 0.4, fake = 0.3 * randn({16, 1, 8, 8}, gen) - 0.4;
+    Tensor loss = discriminator_loss(d, real, fake, noise, Tensor(), o, &parts);
+    loss.backward();
+    adam.step();
+    adam.zero_grad();
+  }
+  return parts.real + parts.fake;
+}
+
+TEST(AdvKd, OneJointBatchLetsDSeparateWhatItsSeparateBatchNormPassesHide) {
+  // With a BatchNorm pass per batch, D sees each batch normalised by its own statistics, so the
+  // shift that tells the batches apart is gone and D stays at chance; through one joint pass it
+  // learns the shift at once.
+  const double separate = logistic_loss_after_training("separate", 150), joint = logistic_loss_after_training("joint", 150);
+  EXPECT_LT(joint, 0.5) << joint;
+  EXPECT_GT(separate, 1.3) << separate;  // 2 log 2 = 1.386 is chance
 }
 
 TEST(AdvKd, ResumedRunIsBitIdentical) {
