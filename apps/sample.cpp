@@ -33,9 +33,16 @@ int run_sample() {
   const std::string sampler = describe_model_sampler(model, config);
   std::printf("sample: %lld images from %s, %s, seed %llu\n", static_cast<long long>(opts.count),
               opts.model.c_str(), sampler.c_str(), static_cast<unsigned long long>(opts.seed));
-  double seconds = 0;
+  // The first batch also pays for allocating every buffer; "warm" is the rate after it, what a
+  // long-running sampler sees.
+  double seconds = 0, first_batch_seconds = 0;
+  int64_t first_batch_images = 0;
   const Tensor images = diffusion::generate(
       model, config, 0, opts.count, opts.batch, opts.seed, [&](const diffusion::GenerateProgress& p) {
+        if (first_batch_images == 0) {
+          first_batch_images = p.done;
+          first_batch_seconds = p.seconds;
+        }
         seconds = p.seconds;
         std::printf("  %lld/%lld images  %.1f ms/image  ETA %.0fs\n", static_cast<long long>(p.done),
                     static_cast<long long>(p.total), 1000.0 * p.seconds / p.done,
@@ -60,8 +67,12 @@ int run_sample() {
   if (!opts.tensor_out.empty())
     safetensors::save(opts.tensor_out, {{"images", images}},
                       {{"model", opts.model}, {"sampler", sampler}, {"seed", std::to_string(opts.seed)}});
-  std::printf("wrote %s; %.2f ms per image (batch %lld)\n", opts.out.c_str(), 1000.0 * seconds / opts.count,
+  std::printf("wrote %s; %.2f ms per image (batch %lld)", opts.out.c_str(), 1000.0 * seconds / opts.count,
               static_cast<long long>(opts.batch));
+  if (opts.count > first_batch_images)
+    std::printf("; %.2f ms per image warm (after the first batch)",
+                1000.0 * (seconds - first_batch_seconds) / static_cast<double>(opts.count - first_batch_images));
+  std::printf("\n");
   return 0;
 }
 
