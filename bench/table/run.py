@@ -305,7 +305,7 @@ class Bench:
         """ms per image at batch 1 and batch 64: medians of several runs of `diffkd sample`, each
         started on an idle machine and each generating two batches or more, of which only the
         batches after the first count (the first also allocates every buffer: for a one-pass
-        student at batch 64 that doubles the time; a long-running sampler never pays it again)."""
+        student at batch 64 that quadruples the time; a long-running sampler never pays it again)."""
         key = row["key"]
         out = self.results / f"{key}.timing.json"
         if (self.current_timing(out, row) and not self.args.retime) or row.get("timing") is False:
