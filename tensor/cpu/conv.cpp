@@ -20,6 +20,7 @@
 
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/conv_common.h"
+#include "tensor/cpu/conv_direct.h"
 #include "tensor/cpu/cpu_backend.h"
 #include "tensor/cpu/packed_gemm.h"
 
@@ -75,6 +76,18 @@ void for_each_group(const Grouping& grp, int64_t n, Body body) {
   }
 }
 
+#if defined(__AVX512F__)
+// The direct kernels (conv_direct.h) take stride-1 convs with at least 16 output channels; with
+// fewer, most of their 32 vector lanes would multiply padding (the UNet's last conv has 1-3).
+bool direct_applies(const ConvGeometry& g) {
+  return g.p.stride_h == 1 && g.p.stride_w == 1 && g.o >= 16;
+}
+
+DirectShape direct_shape(const ConvGeometry& g) {
+  return {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.p.pad_h, g.p.pad_w};
+}
+#endif
+
 }  // namespace
 
 void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& bias_in,
@@ -84,6 +97,16 @@ void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Te
   const Tensor bias = contiguous_or_copy(bias_in);
   const ConvGeometry g = geometry(x, w, y, p);
   const Grouping grp = grouping(g);
+#if defined(__AVX512F__)
+  if (x.dtype() == DType::F32 && direct_applies(g)) {
+    thread_local Scratch weight_scratch;
+    float* packed_w = weight_scratch.get(packed_weight_direct_size(g.o, g.c, g.kh, g.kw));
+    pack_weight_direct(w.data<float>(), g.o, g.c, g.kh, g.kw, false, packed_w);
+    conv2d_direct(x.data<float>(), packed_w, bias.defined() ? bias.data<float>() : nullptr,
+                  y.data<float>(), direct_shape(g));
+    return;
+  }
+#endif
   if (x.dtype() == DType::F32 && packed::available()) {
     if (p.stride_h == 1 && p.stride_w == 1) conv2d_forward_shifted(x, w, bias, y, g);
     else conv2d_forward_packed(x, w, bias, y, g);
@@ -122,6 +145,18 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, 
   const Tensor gy = contiguous_or_copy(gy_in), w = contiguous_or_copy(w_in);
   const int64_t kh = w.size(2), kw = w.size(3);
   if (p.stride_h == 1 && p.stride_w == 1 && p.pad_h < kh && p.pad_w < kw) {
+#if defined(__AVX512F__)
+    // The transposed, flipped kernel is packed straight from w (no intermediate copy).
+    const ConvGeometry gt = geometry(gy, w, gx, {1, 1, kh - 1 - p.pad_h, kw - 1 - p.pad_w});
+    const ConvGeometry transposed{gt.n, gt.c, gt.h, gt.w, w.size(1), kh, kw, gt.oh, gt.ow, gt.p};
+    if (gx.dtype() == DType::F32 && direct_applies(transposed)) {
+      thread_local Scratch weight_scratch;
+      float* packed_w = weight_scratch.get(packed_weight_direct_size(w.size(1), w.size(0), kh, kw));
+      pack_weight_direct(w.data<float>(), w.size(1), w.size(0), kh, kw, true, packed_w);
+      conv2d_direct(gy.data<float>(), packed_w, nullptr, gx.data<float>(), direct_shape(transposed));
+      return;
+    }
+#endif
     // Stride 1: the input gradient is a forward convolution of gy with the weight transposed
     // in its channel dims and flipped in space, padded by k - 1 - p. That path copies (im2col)
     // instead of scatter-adding (col2im), which is cheaper.
@@ -175,6 +210,10 @@ void CpuBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& gy_in,
   const ConvGeometry g = geometry(x, gw, gy, p);
   const Grouping grp = grouping(g);
 #if defined(__AVX512F__)
+  if (x.dtype() == DType::F32 && direct_applies(g) && conv2d_weight_direct_supports(g.kh, g.kw)) {
+    conv2d_weight_direct(x.data<float>(), gy.data<float>(), gw.data<float>(), direct_shape(g));
+    return;
+  }
   // On small maps the grid's padding columns and the short dot products cost more than the
   // im2col they save (measured: 7x7 slower, 14x14 and 28x28 faster).
   if (x.dtype() == DType::F32 && p.stride_h == 1 && p.stride_w == 1 && g.ow >= 12) {

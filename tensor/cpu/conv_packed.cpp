@@ -14,6 +14,7 @@
 #endif
 
 #include "tensor/cpu/conv_common.h"
+#include "tensor/cpu/conv_direct.h"
 #include "tensor/cpu/packed_gemm.h"
 
 namespace diffkd::cpu_impl::conv {
@@ -71,21 +72,9 @@ void im2col_panel(const float* x, const ConvGeometry& g, int64_t col0, int64_t u
 
 // x [N, C, H, W] zero-padded into [N, C, H + 2 ph, W + 2 pw], followed by `slack` zeros.
 void pad_input(const float* xp, const ConvGeometry& g, float* xpad, int64_t slack) {
-  const int64_t wp = g.w + 2 * g.p.pad_w, channel_size = (g.h + 2 * g.p.pad_h) * wp;
-#pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < g.n * g.c; ++nc) {
-    float* dst = xpad + nc * channel_size;
-    const float* src = xp + nc * g.h * g.w;
-    std::fill(dst, dst + g.p.pad_h * wp, 0.0f);
-    for (int64_t h = 0; h < g.h; ++h) {
-      float* row = dst + (g.p.pad_h + h) * wp;
-      std::fill(row, row + g.p.pad_w, 0.0f);
-      std::copy(src + h * g.w, src + (h + 1) * g.w, row + g.p.pad_w);
-      std::fill(row + g.p.pad_w + g.w, row + wp, 0.0f);
-    }
-    std::fill(dst + (g.p.pad_h + g.h) * wp, dst + channel_size, 0.0f);
-  }
-  std::fill(xpad + g.n * g.c * channel_size, xpad + g.n * g.c * channel_size + slack, 0.0f);
+  pad_images(xp, g.n * g.c, g.h, g.w, g.p.pad_h, g.p.pad_w, xpad);
+  const int64_t size = g.n * g.c * (g.h + 2 * g.p.pad_h) * (g.w + 2 * g.p.pad_w);
+  std::fill(xpad + size, xpad + size + slack, 0.0f);
 }
 
 }  // namespace

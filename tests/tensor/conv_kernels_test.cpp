@@ -56,7 +56,20 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvShape{"n2_c4_h8_w8_o5_k5_s1_p2", {2, 4, 8, 8}, {5, 4, 5, 5}, 1, 2},
                       ConvShape{"n3_c6_h5_w5_o4_k1_s1_p0", {3, 6, 5, 5}, {4, 6, 1, 1}, 1, 0},
                       ConvShape{"n2_c5_h9_w8_o14_k3_s2_p1", {2, 5, 9, 8}, {14, 5, 3, 3}, 2, 1},
-                      ConvShape{"n2_c3_h8_w8_o6_k4_s2_p1", {2, 3, 8, 8}, {6, 3, 4, 4}, 2, 1}),
+                      ConvShape{"n2_c3_h8_w8_o6_k4_s2_p1", {2, 3, 8, 8}, {6, 3, 4, 4}, 2, 1},
+                      // The direct kernels (O >= 16; input gradient C >= 16): tiles of 1 and 2
+                      // rows, odd row counts, strips of 14, 11/11/10 and 10/9 columns, partial
+                      // 32-channel blocks, 1x1 and 5x5 kernels, padding 0, a 1x1 map, batch 1.
+                      ConvShape{"n1_c32_h4_w4_o64_k3_s1_p1", {1, 32, 4, 4}, {64, 32, 3, 3}, 1, 1},
+                      ConvShape{"n2_c17_h7_w7_o48_k3_s1_p1", {2, 17, 7, 7}, {48, 17, 3, 3}, 1, 1},
+                      ConvShape{"n3_c8_h32_w32_o32_k3_s1_p1", {3, 8, 32, 32}, {32, 8, 3, 3}, 1, 1},
+                      ConvShape{"n2_c16_h28_w28_o16_k3_s1_p1", {2, 16, 28, 28}, {16, 16, 3, 3}, 1, 1},
+                      ConvShape{"n1_c20_h5_w19_o40_k3_s1_p1", {1, 20, 5, 19}, {40, 20, 3, 3}, 1, 1},
+                      ConvShape{"n2_c24_h6_w6_o33_k1_s1_p0", {2, 24, 6, 6}, {33, 24, 1, 1}, 1, 0},
+                      ConvShape{"n2_c16_h9_w9_o20_k5_s1_p2", {2, 16, 9, 9}, {20, 16, 5, 5}, 1, 2},
+                      ConvShape{"n2_c18_h1_w1_o32_k3_s1_p1", {2, 18, 1, 1}, {32, 18, 3, 3}, 1, 1},
+                      ConvShape{"n2_c16_h6_w11_o32_k3_s1_p0", {2, 16, 6, 11}, {32, 16, 3, 3}, 1, 0},
+                      ConvShape{"n4_c64_h8_w8_o96_k3_s1_p1", {4, 64, 8, 8}, {96, 64, 3, 3}, 1, 1}),
     [](const ::testing::TestParamInfo<ConvShape>& info) { return info.param.name; });
 
 }  // namespace

@@ -1,0 +1,314 @@
+// Stride-1 f32 convolution as a direct convolution with output channels in the vector lanes
+// (AVX-512): forward, input gradient and weight gradient of every stride-1 conv of the UNet.
+//
+// Register tile of the forward (and of the input gradient, which is a forward convolution of gy
+// with the weight transposed in its channel dims and flipped in space):
+//
+//   acc[q][v] (q < R*P output pixels: R rows x P columns, v < 2 vectors = 32 output channels)
+//   acc[q][v] = bias[o] + sum_{c, i, j} xpad[c, oh_q + i, ow_q + j] * wpack[c, i, j][o]
+//
+// Each step (c, i, j) loads two weight vectors and broadcasts R*P input pixels (R*P + 2 loads for
+// 2 R P fused multiply-adds), so the core's two FMA pipes stay busy for any P >= 2; the tile covers
+// real output pixels only (P and R fit the map: 14 at 28x28, 7 x 2 rows at 7x7, 4 x 2 at 4x4), so
+// nothing is computed and dropped, unlike a GEMM over the padded grid. Output channels are padded
+// to 32 with zero weights; at the UNet's widths (multiples of 32) there is no padding at all.
+//
+// Weight gradient, a GEMM-shaped reduction over every output pixel k = (n, oh, ow):
+//
+//   gW^T[c, i, j][o] = sum_k xpad[n, c, oh + i, ow + j] * gyT[k][o]
+//
+// with gy transposed once to pixel-major gyT [k][O]. Its register tile is the kh x kw taps of one
+// input channel x 32 output channels (18 accumulators for 3x3): per pixel 2 vector loads and 9
+// broadcasts for 18 FMAs. Threads split the pixels; each sums into its own partial gW^T, and the
+// partials are added in thread order, so the result is deterministic at a given thread count.
+
+#include "tensor/cpu/conv_direct.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace diffkd::cpu_impl::conv {
+
+namespace {
+
+constexpr int64_t kBlock = kDirectBlock;  // output channels per tile (two 16-float vectors)
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// The forward's geometry in the padded input's terms.
+struct PaddedShape {
+  int64_t hp, wp;  // padded rows and columns
+  int64_t channel() const { return hp * wp; }
+};
+
+}  // namespace
+
+void pad_images(const float* x, int64_t nc, int64_t h, int64_t w, int64_t ph, int64_t pw,
+                float* xpad) {
+  const int64_t wp = w + 2 * pw, channel = (h + 2 * ph) * wp;
+#pragma omp parallel for schedule(static) if (nc * channel > kDirectParallelGrain)
+  for (int64_t i = 0; i < nc; ++i) {
+    float* dst = xpad + i * channel;
+    const float* src = x + i * h * w;
+    std::fill(dst, dst + ph * wp, 0.0f);
+    for (int64_t r = 0; r < h; ++r) {
+      float* row = dst + (ph + r) * wp;
+      std::fill(row, row + pw, 0.0f);
+      std::copy(src + r * w, src + (r + 1) * w, row + pw);
+      std::fill(row + pw + w, row + wp, 0.0f);
+    }
+    std::fill(dst + (ph + h) * wp, dst + channel, 0.0f);
+  }
+}
+
+void pack_weight_direct(const float* w, int64_t o_count, int64_t c_count, int64_t kh, int64_t kw,
+                        bool flip_transpose, float* packed) {
+  // packed[ob][c][i][j][lane] = weight of output channel ob * 32 + lane; flip_transpose reads
+  // w as [C', O', kh, kw] and takes w[c, o, kh - 1 - i, kw - 1 - j] (the input gradient's kernel).
+  const int64_t blocks = round_up(o_count, kBlock) / kBlock, taps = kh * kw;
+#pragma omp parallel for schedule(static) if (o_count * c_count * taps > kDirectParallelGrain)
+  for (int64_t ob = 0; ob < blocks; ++ob)
+    for (int64_t c = 0; c < c_count; ++c)
+      for (int64_t t = 0; t < taps; ++t) {
+        float* dst = packed + ((ob * c_count + c) * taps + t) * kBlock;
+        const int64_t i = t / kw, j = t % kw;
+        for (int64_t lane = 0; lane < kBlock; ++lane) {
+          const int64_t o = ob * kBlock + lane;
+          float v = 0.0f;
+          if (o < o_count)
+            v = flip_transpose ? w[((c * o_count + o) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)]
+                               : w[((o * c_count + c) * kh + i) * kw + j];
+          dst[lane] = v;
+        }
+      }
+}
+
+#if defined(__AVX512F__)
+
+namespace {
+
+// What one forward tile reads and writes.
+struct TileArgs {
+  const float* x;       // padded input at (c = 0, first row, first column of the tile)
+  int64_t wp, channel;  // padded row length and channel size
+  int64_t c_count, kh, kw;
+  const float* weight;  // packed block [C][kh][kw][32]
+  const float* bias;    // 32 floats (zeros when the conv has none)
+  float* tile;          // [R * P][32] out
+};
+
+template <int P, int R>
+void forward_tile(const TileArgs& a) {
+  __m512 acc[R * P][2];
+  const __m512 b0 = _mm512_loadu_ps(a.bias), b1 = _mm512_loadu_ps(a.bias + 16);
+#pragma GCC unroll 28
+  for (int q = 0; q < R * P; ++q) acc[q][0] = b0, acc[q][1] = b1;
+  const float* wv = a.weight;
+  for (int64_t c = 0; c < a.c_count; ++c) {
+    const float* xc = a.x + c * a.channel;
+    for (int64_t i = 0; i < a.kh; ++i)
+      for (int64_t j = 0; j < a.kw; ++j) {
+        const float* row = xc + i * a.wp + j;
+        const __m512 w0 = _mm512_loadu_ps(wv), w1 = _mm512_loadu_ps(wv + 16);
+        wv += kBlock;
+#pragma GCC unroll 2
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 14
+          for (int p = 0; p < P; ++p) {
+            const __m512 xv = _mm512_set1_ps(row[r * a.wp + p]);
+            acc[r * P + p][0] = _mm512_fmadd_ps(xv, w0, acc[r * P + p][0]);
+            acc[r * P + p][1] = _mm512_fmadd_ps(xv, w1, acc[r * P + p][1]);
+          }
+      }
+  }
+#pragma GCC unroll 28
+  for (int q = 0; q < R * P; ++q) {
+    _mm512_store_ps(a.tile + q * kBlock, acc[q][0]);
+    _mm512_store_ps(a.tile + q * kBlock + 16, acc[q][1]);
+  }
+}
+
+using TileFn = void (*)(const TileArgs&);
+constexpr int kMaxPixels = 14;  // R * P <= 14: 28 accumulators of the 32 registers
+
+template <int R, int... P>
+constexpr std::array<TileFn, sizeof...(P)> tile_table(std::integer_sequence<int, P...>) {
+  return {&forward_tile<P + 1, R>...};
+}
+constexpr auto kOneRow = tile_table<1>(std::make_integer_sequence<int, kMaxPixels>{});
+constexpr auto kTwoRows = tile_table<2>(std::make_integer_sequence<int, kMaxPixels / 2>{});
+
+// How the output map is cut into tiles: strips of at most 14 columns, and two rows per tile
+// where a strip is at most 7 columns wide.
+struct Tiling {
+  int64_t strips, columns;  // strips per row; columns per strip (the last may have fewer)
+  int64_t rows;             // rows per tile, 1 or 2
+};
+Tiling tiling(int64_t oh, int64_t ow) {
+  const int64_t strips = (ow + kMaxPixels - 1) / kMaxPixels;
+  const int64_t columns = (ow + strips - 1) / strips;
+  return {strips, columns, (columns * 2 <= kMaxPixels && oh >= 2) ? 2 : 1};
+}
+
+}  // namespace
+
+void conv2d_direct(const float* x, const float* packed_weight, const float* bias, float* y,
+                   const DirectShape& s) {
+  const PaddedShape pad{s.h + 2 * s.ph, s.w + 2 * s.pw};
+  const int64_t oh = pad.hp - s.kh + 1, ow = pad.wp - s.kw + 1, plane = oh * ow;
+  // One zero-padded copy of the input (measured: cheaper than a padded window per tile, whose
+  // rows overlap between neighbouring tiles).
+  thread_local Scratch input_scratch;
+  float* xpad = input_scratch.get(s.n * s.c * pad.channel());
+  pad_images(x, s.n * s.c, s.h, s.w, s.ph, s.pw, xpad);
+  const int64_t blocks = round_up(s.o, kBlock) / kBlock;
+  thread_local Scratch bias_scratch;
+  float* bias_padded = bias_scratch.get(blocks * kBlock);
+  for (int64_t o = 0; o < blocks * kBlock; ++o) bias_padded[o] = bias && o < s.o ? bias[o] : 0.0f;
+
+  const Tiling t = tiling(oh, ow);
+  const int64_t row_groups = (oh + t.rows - 1) / t.rows;
+  const int64_t items = s.n * row_groups * t.strips * blocks;
+  const int64_t taps = s.kh * s.kw;
+  // Items are (image, row group, strip, channel block), the block fastest, so consecutive items
+  // of a thread reuse the same input rows; each item writes its own outputs, so the result does
+  // not depend on the thread count.
+#pragma omp parallel for schedule(static) if (items > 1 && s.n * s.o * plane * s.c * taps > kDirectParallelGrain)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t ob = item % blocks;
+    const int64_t strip = (item / blocks) % t.strips;
+    const int64_t rg = (item / blocks / t.strips) % row_groups;
+    const int64_t n = item / blocks / t.strips / row_groups;
+    const int64_t row0 = rg * t.rows, rows = std::min(t.rows, oh - row0);
+    const int64_t col0 = strip * t.columns, cols = std::min(t.columns, ow - col0);
+    alignas(64) float tile[kMaxPixels * kBlock];
+    const TileFn tile_fn = rows == 2 ? kTwoRows[cols - 1] : kOneRow[cols - 1];
+    tile_fn({xpad + n * s.c * pad.channel() + row0 * pad.wp + col0, pad.wp, pad.channel(), s.c,
+             s.kh, s.kw, packed_weight + ob * s.c * taps * kBlock, bias_padded + ob * kBlock, tile});
+    // tile[(r * cols + col) * 32 + lane] -> y[n, ob * 32 + lane, row0 + r, col0 + col]
+    const int64_t lanes = std::min(kBlock, s.o - ob * kBlock);
+    float* out = y + (n * s.o + ob * kBlock) * plane + row0 * ow + col0;
+    for (int64_t lane = 0; lane < lanes; ++lane)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t col = 0; col < cols; ++col)
+          out[lane * plane + r * ow + col] = tile[(r * cols + col) * kBlock + lane];
+  }
+}
+
+namespace {
+
+// The weight gradient's register tile: KH x KW taps of one input channel x 32 output channels,
+// summed over the output pixels of rows [row0, row1) of the batch (rows counted over n * OH).
+template <int KH, int KW>
+void weight_tile(const float* xpad_c, int64_t image, int64_t wp, int64_t oh, int64_t ow,
+                 const float* gyt, int64_t o_pad, int64_t row0, int64_t row1, float* acc_out,
+                 bool accumulate) {
+  __m512 acc[KH * KW][2];
+#pragma GCC unroll 9
+  for (int t = 0; t < KH * KW; ++t) {
+    acc[t][0] = accumulate ? _mm512_loadu_ps(acc_out + t * kBlock) : _mm512_setzero_ps();
+    acc[t][1] = accumulate ? _mm512_loadu_ps(acc_out + t * kBlock + 16) : _mm512_setzero_ps();
+  }
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t n = row / oh, r = row % oh;
+    const float* x = xpad_c + n * image + r * wp;
+    const float* g = gyt + row * ow * o_pad;
+    for (int64_t col = 0; col < ow; ++col) {
+      const __m512 g0 = _mm512_loadu_ps(g + col * o_pad), g1 = _mm512_loadu_ps(g + col * o_pad + 16);
+#pragma GCC unroll 3
+      for (int i = 0; i < KH; ++i)
+#pragma GCC unroll 3
+        for (int j = 0; j < KW; ++j) {
+          const __m512 xv = _mm512_set1_ps(x[i * wp + col + j]);
+          acc[i * KW + j][0] = _mm512_fmadd_ps(xv, g0, acc[i * KW + j][0]);
+          acc[i * KW + j][1] = _mm512_fmadd_ps(xv, g1, acc[i * KW + j][1]);
+        }
+    }
+  }
+#pragma GCC unroll 9
+  for (int t = 0; t < KH * KW; ++t) {
+    _mm512_storeu_ps(acc_out + t * kBlock, acc[t][0]);
+    _mm512_storeu_ps(acc_out + t * kBlock + 16, acc[t][1]);
+  }
+}
+
+}  // namespace
+
+bool conv2d_weight_direct_supports(int64_t kh, int64_t kw) {
+  return (kh == 3 && kw == 3) || (kh == 1 && kw == 1);
+}
+
+void conv2d_weight_direct(const float* x, const float* gy, float* gw, const DirectShape& s) {
+  DK_CHECK(conv2d_weight_direct_supports(s.kh, s.kw), "conv2d_weight_direct: kernel ", s.kh, "x",
+           s.kw, " (3x3 and 1x1 only)");
+  const PaddedShape pad{s.h + 2 * s.ph, s.w + 2 * s.pw};
+  const int64_t oh = pad.hp - s.kh + 1, ow = pad.wp - s.kw + 1, plane = oh * ow;
+  const int64_t taps = s.kh * s.kw, o_pad = round_up(s.o, kBlock), blocks = o_pad / kBlock;
+  const int64_t image = s.c * pad.channel();
+  thread_local Scratch input_scratch, gyt_scratch, partial_scratch;
+  float* xpad = input_scratch.get(s.n * image);
+  pad_images(x, s.n * s.c, s.h, s.w, s.ph, s.pw, xpad);
+  // gyT [n * OH * OW][o_pad]: gy's pixels as rows, output channels contiguous (zero past O).
+  float* gyt = gyt_scratch.get(s.n * plane * o_pad);
+  const int64_t pixel_blocks = (plane + 15) / 16;
+#pragma omp parallel for schedule(static) if (s.n * plane * o_pad > kDirectParallelGrain)
+  for (int64_t nb = 0; nb < s.n * pixel_blocks; ++nb) {
+    const int64_t n = nb / pixel_blocks, p0 = (nb % pixel_blocks) * 16;
+    const int64_t p1 = std::min(plane, p0 + 16);
+    float* dst = gyt + (n * plane) * o_pad;
+    const float* src = gy + n * s.o * plane;
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int64_t o = 0; o < s.o; ++o) dst[p * o_pad + o] = src[o * plane + p];
+      std::fill(dst + p * o_pad + s.o, dst + (p + 1) * o_pad, 0.0f);
+    }
+  }
+  const int64_t tile_size = taps * o_pad;  // one input channel's slice of gW^T
+  const int threads = omp_get_max_threads();
+  float* partial = partial_scratch.get(static_cast<size_t>(threads) * s.c * tile_size);
+  const int64_t total_rows = s.n * oh;
+  // Rows per cache chunk: gyT's rows of a chunk (re-read once per input channel) in ~256 KiB.
+  const int64_t chunk_rows = std::max<int64_t>(1, (256 << 10) / (ow * o_pad * 4));
+  const auto tile_fn = s.kh == 3 ? &weight_tile<3, 3> : &weight_tile<1, 1>;
+  const bool parallel = s.n * plane * s.c * taps * s.o > kDirectParallelGrain;
+  int team = 1;
+#pragma omp parallel num_threads(threads) if (parallel)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) team = nt;
+    const int64_t first = total_rows * t / nt, last = total_rows * (t + 1) / nt;
+    float* mine = partial + static_cast<size_t>(t) * s.c * tile_size;
+    if (first == last) std::fill(mine, mine + s.c * tile_size, 0.0f);
+    for (int64_t r0 = first; r0 < last; r0 += chunk_rows) {
+      const int64_t r1 = std::min(last, r0 + chunk_rows);
+      for (int64_t c = 0; c < s.c; ++c)
+        for (int64_t ob = 0; ob < blocks; ++ob)
+          tile_fn(xpad + c * pad.channel(), image, pad.wp, oh, ow, gyt + ob * kBlock, o_pad, r0, r1,
+                  mine + c * tile_size + ob * taps * kBlock, r0 != first);
+    }
+  }
+  // gW[o, c, t] = sum over threads (in order) of partial[thread][c][ob][t][lane].
+  const size_t stride = static_cast<size_t>(s.c) * tile_size;
+#pragma omp parallel for schedule(static) if (s.o * s.c * taps > kDirectParallelGrain)
+  for (int64_t o = 0; o < s.o; ++o) {
+    const int64_t ob = o / kBlock, lane = o % kBlock;
+    for (int64_t c = 0; c < s.c; ++c)
+      for (int64_t tap = 0; tap < taps; ++tap) {
+        const float* v = partial + c * tile_size + (ob * taps + tap) * kBlock + lane;
+        float sum = v[0];
+        for (int th = 1; th < team; ++th) sum += v[th * stride];
+        gw[(o * s.c + c) * taps + tap] = sum;
+      }
+  }
+}
+
+#endif  // __AVX512F__
+
+}  // namespace diffkd::cpu_impl::conv
