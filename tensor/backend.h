@@ -39,6 +39,9 @@ enum class RandomKind { Uniform, Normal, Bernoulli };
 struct Conv2dParams {
   int64_t stride_h = 1, stride_w = 1;
   int64_t pad_h = 0, pad_w = 0;
+  // The weight will be read again unchanged (autograd's conv2d sets it under no-grad): a backend
+  // may keep its packed form across calls while the weight's storage version is unchanged.
+  bool reuse_packed_weight = false;
 };
 
 struct Pool2dParams {

@@ -90,7 +90,13 @@ int64_t Tensor::wrap_dim(int64_t d) const {
 
 void* Tensor::raw_data() const {
   DK_CHECK(defined(), "raw_data: tensor is undefined");
+  storage_->bump_version();  // the caller may write through the pointer
   return static_cast<char*>(storage_->data()) + offset_ * static_cast<int64_t>(itemsize(dtype_));
+}
+
+const void* Tensor::raw_data_for_reading() const {
+  DK_CHECK(defined(), "raw_data_for_reading: tensor is undefined");
+  return static_cast<const char*>(storage_->data()) + offset_ * static_cast<int64_t>(itemsize(dtype_));
 }
 
 Tensor Tensor::as_strided(const Shape& shape, const Shape& strides, int64_t offset) const {

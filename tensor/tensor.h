@@ -55,11 +55,20 @@ class Tensor {
 
   // --- data -----------------------------------------------------------------------------------
   const std::shared_ptr<Storage>& storage() const { return storage_; }
-  void* raw_data() const;  // pointer to element (0, ..., 0)
+  // Pointer to element (0, ..., 0); advances the storage's version (storage.h), as the caller
+  // may write through it.
+  void* raw_data() const;
   template <typename T> T* data() const {
     DK_CHECK(dtype_of<T>::value == dtype_, "Tensor::data: tensor is ", dtype_name(dtype_),
              ", requested ", dtype_name(dtype_of<T>::value));
     return static_cast<T*>(raw_data());
+  }
+  // The same pointer for reading only: the version is left as it is.
+  const void* raw_data_for_reading() const;
+  template <typename T> const T* data_for_reading() const {
+    DK_CHECK(dtype_of<T>::value == dtype_, "Tensor::data_for_reading: tensor is ",
+             dtype_name(dtype_), ", requested ", dtype_name(dtype_of<T>::value));
+    return static_cast<const T*>(raw_data_for_reading());
   }
   double item() const;  // value of a one-element tensor, as double
   std::vector<double> to_vector() const;  // all elements in row-major order

@@ -12,6 +12,7 @@
 // sum over (N, H, W).
 
 #include "autograd/flop_counter.h"
+#include "autograd/grad_mode.h"
 #include "autograd/op_helpers.h"
 
 namespace diffkd {
@@ -52,7 +53,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOpt
     DK_CHECK(b.dim() == 1 && b.size(0) == w.size(0), "conv2d: bias ", shape_str(b.shape()),
              " does not match ", w.size(0), " output channels");
   Tensor out = empty_as({x.size(0), w.size(0), oh, ow}, x);
-  be(x).conv2d_forward(x, w, b.defined() ? b.detach() : Tensor(), out, p);
+  // Without gradients the weight is being used, not trained (sampling, a frozen teacher): the
+  // backend may keep its packed form for the next call (a weight written since is repacked).
+  Conv2dParams forward_params = p;
+  forward_params.reuse_packed_weight = !GradMode::is_enabled();
+  be(x).conv2d_forward(x, w, b.defined() ? b.detach() : Tensor(), out, forward_params);
   FlopCounter::add(2 * out.numel() * w.size(1) * w.size(2) * w.size(3));
   return record("conv2d", {x, w, b}, out, [x, w, opt](const GradContext& c) {
     return TensorList{c.needs_grad(0) ? conv2d_input_grad(c.grad, w, x.shape(), opt) : Tensor(),

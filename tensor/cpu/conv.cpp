@@ -21,6 +21,7 @@
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/conv_common.h"
 #include "tensor/cpu/conv_direct.h"
+#include "tensor/cpu/packed_weight_cache.h"
 #include "tensor/cpu/cpu_backend.h"
 #include "tensor/cpu/packed_gemm.h"
 
@@ -83,6 +84,9 @@ bool direct_applies(const ConvGeometry& g) {
   return g.p.stride_h == 1 && g.p.stride_w == 1 && g.o >= 16;
 }
 
+// The packed-weight cache's name for pack_weight_direct's layout.
+constexpr int kDirectLayout = 1;
+
 DirectShape direct_shape(const ConvGeometry& g) {
   return {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.p.pad_h, g.p.pad_w};
 }
@@ -99,11 +103,24 @@ void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Te
   const Grouping grp = grouping(g);
 #if defined(__AVX512F__)
   if (x.dtype() == DType::F32 && direct_applies(g)) {
-    thread_local Scratch weight_scratch;
-    float* packed_w = weight_scratch.get(packed_weight_direct_size(g.o, g.c, g.kh, g.kw));
-    pack_weight_direct(w.data<float>(), g.o, g.c, g.kh, g.kw, false, packed_w);
-    conv2d_direct(x.data<float>(), packed_w, bias.defined() ? bias.data<float>() : nullptr,
-                  y.data<float>(), direct_shape(g));
+    // Read without advancing the weight's version, which keys the packed-weight cache.
+    const float* wp = w.data_for_reading<float>();
+    const size_t floats = packed_weight_direct_size(g.o, g.c, g.kh, g.kw);
+    const auto pack = [&](float* dst) { pack_weight_direct(wp, g.o, g.c, g.kh, g.kw, false, dst); };
+    std::shared_ptr<const std::vector<float>> cached;
+    const float* packed_w;
+    if (p.reuse_packed_weight && w_in.is_contiguous()) {
+      cached = cpu_impl::packed_weight_cache().get(w, kDirectLayout, floats, pack);
+      packed_w = cached->data();
+    } else {
+      thread_local Scratch weight_scratch;
+      float* buffer = weight_scratch.get(floats);
+      pack(buffer);
+      packed_w = buffer;
+    }
+    conv2d_direct(x.data_for_reading<float>(), packed_w,
+                  bias.defined() ? bias.data_for_reading<float>() : nullptr, y.data<float>(),
+                  direct_shape(g));
     return;
   }
 #endif
@@ -152,8 +169,9 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, 
     if (gx.dtype() == DType::F32 && direct_applies(transposed)) {
       thread_local Scratch weight_scratch;
       float* packed_w = weight_scratch.get(packed_weight_direct_size(w.size(1), w.size(0), kh, kw));
-      pack_weight_direct(w.data<float>(), w.size(1), w.size(0), kh, kw, true, packed_w);
-      conv2d_direct(gy.data<float>(), packed_w, nullptr, gx.data<float>(), direct_shape(transposed));
+      pack_weight_direct(w.data_for_reading<float>(), w.size(1), w.size(0), kh, kw, true, packed_w);
+      conv2d_direct(gy.data_for_reading<float>(), packed_w, nullptr, gx.data<float>(),
+                    direct_shape(transposed));
       return;
     }
 #endif

@@ -102,11 +102,49 @@ struct TileArgs {
   int64_t c_count, kh, kw;
   const float* weight;  // packed block [C][kh][kw][32]
   const float* bias;    // 32 floats (zeros when the conv has none)
-  float* tile;          // [R * P][32] out
+  float* out;           // y at (n, first channel of the block, first row, first column)
+  int64_t plane, ow;    // output channel size and row length
+  int64_t channels;     // output channels of the block that exist (<= 32)
 };
 
+// In-register transpose of a 16 x 16 block: r[i] lane j -> r[j] lane i (unpack 32- and 64-bit
+// pairs, then exchange 128-bit lanes twice).
+inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16], u[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d t0 = _mm512_castps_pd(t[i]), t1 = _mm512_castps_pd(t[i + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[i + 2]), t3 = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  // u[4 g + k] holds rows 4 g .. 4 g + 3 at columns k, k + 4, k + 8, k + 12 (one per 128-bit lane).
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    t[k] = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);           // rows 0-7, columns k, k + 8
+    t[4 + k] = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xdd);       // rows 0-7, columns k + 4, k + 12
+    t[8 + k] = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);  // rows 8-15
+    t[12 + k] = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xdd);
+  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+    r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xdd);
+  }
+}
+
+// Each input pixel is broadcast from memory. GCC's predictive commoning would instead carry the
+// pixels a tap shares with the previous tap in registers, which the 28 accumulators leave no
+// room for, and spill them to the stack (measured: 79% of peak in the loop with it, 90% without).
 template <int P, int R>
-void forward_tile(const TileArgs& a) {
+__attribute__((optimize("no-predictive-commoning"))) void forward_tile(const TileArgs& a) {
   __m512 acc[R * P][2];
   const __m512 b0 = _mm512_loadu_ps(a.bias), b1 = _mm512_loadu_ps(a.bias + 16);
 #pragma GCC unroll 28
@@ -129,10 +167,23 @@ void forward_tile(const TileArgs& a) {
           }
       }
   }
-#pragma GCC unroll 28
-  for (int q = 0; q < R * P; ++q) {
-    _mm512_store_ps(a.tile + q * kBlock, acc[q][0]);
-    _mm512_store_ps(a.tile + q * kBlock + 16, acc[q][1]);
+  // acc[q][v] holds pixel q of channels 16 v .. 16 v + 15; transposed, vector k holds channel
+  // 16 v + k at pixels 0 .. R P - 1, written with one masked store per row.
+#pragma GCC unroll 2
+  for (int v = 0; v < 2; ++v) {
+    __m512 block[16];
+#pragma GCC unroll 16
+    for (int q = 0; q < 16; ++q) block[q] = q < R * P ? acc[q][v] : _mm512_setzero_ps();
+    transpose16(block);
+    const int64_t channels = std::min<int64_t>(16, a.channels - 16 * v);
+    for (int64_t k = 0; k < channels; ++k) {
+      float* dst = a.out + (16 * v + k) * a.plane;
+      // Lanes r P .. r P + P - 1 belong to row r: lane l lands at dst + r ow + (l - r P).
+#pragma GCC unroll 2
+      for (int r = 0; r < R; ++r)
+        _mm512_mask_storeu_ps(dst + r * (a.ow - P),
+                              static_cast<__mmask16>(((1u << P) - 1) << (r * P)), block[k]);
+    }
   }
 }
 
@@ -189,17 +240,11 @@ void conv2d_direct(const float* x, const float* packed_weight, const float* bias
     const int64_t n = item / blocks / t.strips / row_groups;
     const int64_t row0 = rg * t.rows, rows = std::min(t.rows, oh - row0);
     const int64_t col0 = strip * t.columns, cols = std::min(t.columns, ow - col0);
-    alignas(64) float tile[kMaxPixels * kBlock];
     const TileFn tile_fn = rows == 2 ? kTwoRows[cols - 1] : kOneRow[cols - 1];
     tile_fn({xpad + n * s.c * pad.channel() + row0 * pad.wp + col0, pad.wp, pad.channel(), s.c,
-             s.kh, s.kw, packed_weight + ob * s.c * taps * kBlock, bias_padded + ob * kBlock, tile});
-    // tile[(r * cols + col) * 32 + lane] -> y[n, ob * 32 + lane, row0 + r, col0 + col]
-    const int64_t lanes = std::min(kBlock, s.o - ob * kBlock);
-    float* out = y + (n * s.o + ob * kBlock) * plane + row0 * ow + col0;
-    for (int64_t lane = 0; lane < lanes; ++lane)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t col = 0; col < cols; ++col)
-          out[lane * plane + r * ow + col] = tile[(r * cols + col) * kBlock + lane];
+             s.kh, s.kw, packed_weight + ob * s.c * taps * kBlock, bias_padded + ob * kBlock,
+             y + (n * s.o + ob * kBlock) * plane + row0 * ow + col0, plane, ow,
+             std::min(kBlock, s.o - ob * kBlock)});
   }
 }
 
