@@ -93,7 +93,8 @@ struct Scratch {
   std::vector<float> buffer;
   // 64-byte aligned storage of n floats.
   float* get(size_t n) {
-    buffer.resize(n + 16);
+    // Grows only: shrinking and growing back would zero the regrown part each time.
+    if (buffer.size() < n + 16) buffer.resize(n + 16);
     return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
   }
 };

@@ -30,13 +30,14 @@ inline int64_t packed_weight_direct_size(int64_t o, int64_t c, int64_t kh, int64
   return (o + kDirectBlock - 1) / kDirectBlock * kDirectBlock * c * kh * kw;
 }
 
+#if defined(__AVX512F__)
 // w [O, C, kh, kw] into blocks of 32 output channels, [O/32][C][kh][kw][32] (zeros past O). With
 // flip_transpose, w is read as [C, O, kh, kw] and packed as the kernel of its input gradient:
 // packed[o][c][i][j] = w[c][o][kh-1-i][kw-1-j] (o < O = w.size(1), c < C = w.size(0)).
+// Kernels of at most 16 taps.
 void pack_weight_direct(const float* w, int64_t o, int64_t c, int64_t kh, int64_t kw,
                         bool flip_transpose, float* packed);
 
-#if defined(__AVX512F__)
 // y = conv(x, w) + bias with w packed by pack_weight_direct; bias may be null.
 void conv2d_direct(const float* x, const float* packed_weight, const float* bias, float* y,
                    const DirectShape& s);
