@@ -35,6 +35,7 @@ CASES = [
     ("BM_UNetForward/mnist_unet_64/64", "mnist-unet-64", "forward", 64),
     ("BM_UNetTrainStep/ddpm_cifar10/8", "ddpm-cifar10", "train", 8),
     ("BM_UNetForward/ddpm_cifar10/1", "ddpm-cifar10", "forward", 1),
+    ("BM_UNetForward/ddpm_cifar10/64", "ddpm-cifar10", "forward", 64),
 ]
 
 

@@ -76,3 +76,51 @@ BENCHMARK(BM_Conv2dKernelBackwardWeight)->DenseRange(0, 2)->Unit(benchmark::kMil
 
 }  // namespace
 }  // namespace diffkd::bench
+
+namespace diffkd::bench {
+namespace {
+
+// The three kernels at the CIFAR-10 UNet's shapes (ddpm-cifar10: C 128 at 32x32, 256 below;
+// training batch 8) and its batch-1 inference, each against its FLOPs (2 N C_out H W C_in 9).
+struct ConvShape {
+  int64_t batch, channels, size;
+};
+constexpr ConvShape kCifarShapes[] = {{8, 128, 32}, {8, 256, 16}, {8, 256, 8}, {8, 256, 4},
+                                      {1, 128, 32}, {1, 256, 16}, {1, 256, 8}, {1, 256, 4}};
+
+std::string shape_label(const ConvShape& s) {
+  return "n" + std::to_string(s.batch) + "_c" + std::to_string(s.channels) + "_" +
+         std::to_string(s.size) + "x" + std::to_string(s.size);
+}
+
+void BM_Conv2dCifarKernel(benchmark::State& state) {
+  const ConvShape s = kCifarShapes[state.range(0)];
+  // 0 forward, 1 input grad, 2 weight grad, 3 forward reusing the packed weight (inference)
+  const int kernel = static_cast<int>(state.range(1));
+  Generator gen(0);
+  const int64_t n = s.batch, c = s.channels, h = s.size;
+  Tensor x = randn({n, c, h, h}, gen), w = randn({c, c, 3, 3}, gen), b = randn({c}, gen);
+  Tensor gy = randn({n, c, h, h}, gen), out = Tensor::empty({n, c, h, h});
+  Tensor gw = Tensor::empty({c, c, 3, 3});
+  Backend& be = backend(cpu());
+  const Conv2dParams p{1, 1, 1, 1};
+  Conv2dParams reuse = p;
+  reuse.reuse_packed_weight = true;
+  for (auto _ : state) {
+    if (kernel == 0) be.conv2d_forward(x, w, b, out, p);
+    else if (kernel == 3) be.conv2d_forward(x, w, b, out, reuse);
+    else if (kernel == 1) be.conv2d_backward_input(gy, w, out, p);
+    else be.conv2d_backward_weight(x, gy, gw, p);
+  }
+  set_flops(state, 2.0 * n * c * h * h * c * 9);
+  const char* names[] = {"forward", "input_grad", "weight_grad", "forward_reusing_weights"};
+  state.SetLabel(std::string(names[kernel]) + " " + shape_label(s));
+}
+
+BENCHMARK(BM_Conv2dCifarKernel)
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 7, 1), {0, 1, 2, 3}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+}  // namespace diffkd::bench
