@@ -145,6 +145,10 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = Tensor
 // against, and what create_graph differentiates.
 Tensor group_norm_composite(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
                             const Tensor& bias = Tensor(), double eps = 1e-5);
+// silu(group_norm(...)) as one fused op, the UNet's normalise-then-activate: it keeps no
+// activation-sized intermediate for backward. Reference: silu(group_norm_composite(...)).
+Tensor group_norm_silu(const Tensor& x, int64_t groups, const Tensor& weight = Tensor(),
+                       const Tensor& bias = Tensor(), double eps = 1e-5);
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 // Training: batch statistics, and running_mean / running_var (if defined) are updated in place

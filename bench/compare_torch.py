@@ -46,19 +46,23 @@ def gemm_case(m, k, n):
     return lambda: torch.mm(a, b)
 
 
-def group_norm_case(c, s, backward):
+def group_norm_case(c, s, backward, with_silu=False):
     x = torch.randn(BATCH, c, s, s, requires_grad=backward)
     w = torch.ones(c, requires_grad=backward)
     b = torch.zeros(c, requires_grad=backward)
     gy = torch.randn(BATCH, c, s, s)
 
+    def op():
+        y = F.group_norm(x, 8, w, b)
+        return F.silu(y) if with_silu else y
+
     def run():
         if backward:
-            F.group_norm(x, 8, w, b).backward(gy)
+            op().backward(gy)
             x.grad = w.grad = b.grad = None
         else:
             with torch.no_grad():
-                F.group_norm(x, 8, w, b)
+                op()
     return run
 
 
@@ -118,10 +122,16 @@ for m, k, n in [(512, 512, 512), (32, 288, 784), (64, 576, 196), (128, 1152, 49)
     CASES.append((f"BM_Gemm/{m}/{k}/{n}/real_time", f"gemm {m}x{k}x{n}", gemm_case(m, k, n)))
 for i, (c, s) in enumerate(LEVELS):
     tag = f"n64_c{c}_{s}x{s}_g8"
-    CASES.append((f"BM_GroupNormForward/{i}/real_time", f"group_norm fwd {tag}",
+    CASES.append((f"BM_GroupNormForward/{i}/-1/real_time", f"group_norm fwd {tag}",
                   group_norm_case(c, s, False)))
-    CASES.append((f"BM_GroupNormForwardBackward/{i}/real_time", f"group_norm fwd+bwd {tag}",
+    CASES.append((f"BM_GroupNormForwardBackward/{i}/-1/real_time", f"group_norm fwd+bwd {tag}",
                   group_norm_case(c, s, True)))
+for i, (c, s) in enumerate(LEVELS):
+    tag = f"n64_c{c}_{s}x{s}_g8"
+    CASES.append((f"BM_GroupNormSiluForward/{i}/1/real_time", f"group_norm+silu fwd {tag}",
+                  group_norm_case(c, s, False, True)))
+    CASES.append((f"BM_GroupNormSiluForwardBackward/{i}/1/real_time", f"group_norm+silu fwd+bwd {tag}",
+                  group_norm_case(c, s, True, True)))
 for rows, length in [(256, 49), (64, 196)]:
     CASES.append((f"BM_SoftmaxForward/{rows}/{length}/real_time",
                   f"softmax [{rows},{length},{length}]", softmax_case(rows, length)))

@@ -44,6 +44,8 @@ class GroupNorm : public Module {
  public:
   GroupNorm(int64_t groups, int64_t channels, double eps = 1e-5);
   Tensor forward(const Tensor& x) const { return group_norm(x, groups, weight, bias, eps); }
+  // silu(forward(x)) as one fused op.
+  Tensor forward_silu(const Tensor& x) const { return group_norm_silu(x, groups, weight, bias, eps); }
   Tensor weight, bias;
   int64_t groups;
   double eps;

@@ -147,7 +147,7 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {
     h = block->forward(concat({h, skips.back()}, 1), emb);
     skips.pop_back();
   }
-  return out_conv_->forward(silu(out_norm_->forward(h)));  // [N, out_channels, H, W]
+  return out_conv_->forward(out_norm_->forward_silu(h));  // [N, out_channels, H, W]
 }
 
 }  // namespace diffkd::nn

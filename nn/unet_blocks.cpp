@@ -48,7 +48,7 @@ Tensor ResBlock::resample(const Tensor& x) const {
 }
 
 Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
-  Tensor h = silu(in_norm_->forward(x));
+  Tensor h = in_norm_->forward_silu(x);
   const Tensor skip_in = resample(x);  // up/down-sampling blocks resample both paths
   h = in_conv_->forward(resample(h));  // [N, out, H', W']
   Tensor e = emb_proj_->forward(silu(emb));
@@ -56,11 +56,11 @@ Tensor ResBlock::forward(const Tensor& x, const Tensor& emb) {
   if (options_.scale_shift_norm) {
     const Tensor scale = narrow(e, 1, 0, out_channels_);
     const Tensor shift = narrow(e, 1, out_channels_, out_channels_);
-    h = out_norm_->forward(h) * (scale + 1.0) + shift;
+    h = silu(out_norm_->forward(h) * (scale + 1.0) + shift);
   } else {
-    h = out_norm_->forward(h + e);
+    h = out_norm_->forward_silu(h + e);
   }
-  h = out_conv_->forward(dropout(silu(h), options_.dropout, is_training()));
+  h = out_conv_->forward(dropout(h, options_.dropout, is_training()));
   return (skip_ ? skip_->forward(skip_in) : skip_in) + h;
 }
 

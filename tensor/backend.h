@@ -89,6 +89,16 @@ class Backend {
   virtual void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w,
                                    const Tensor& mean, const Tensor& rstd, int64_t groups,
                                    const Tensor& gx, const Tensor& gw, const Tensor& gb) = 0;
+  // y = silu(group_norm(x)), the UNet's normalise-then-activate, and its gradients, which
+  // recompute the pre-activation from x, w, b, mean and rstd (nothing else is kept for
+  // backward). These defaults compose the kernels above with silu; the CPU backend fuses them
+  // into the group norm's passes (tensor/cpu/norm.cpp).
+  virtual void group_norm_silu(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
+                               double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd);
+  virtual void group_norm_silu_backward(const Tensor& gy, const Tensor& x, const Tensor& w,
+                                        const Tensor& b, const Tensor& mean, const Tensor& rstd,
+                                        int64_t groups, double eps, const Tensor& gx,
+                                        const Tensor& gw, const Tensor& gb);
 
   // --- linear algebra -------------------------------------------------------------------------
   // c[b] = alpha * op(a[b]) @ op(b[b]) + beta * c[b] for 3-D a, b, c (batch, rows, cols);

@@ -1,11 +1,14 @@
 // Normalisation layers, composed from differentiable ops (their gradients, of any order, come
 // from the pieces; a fused kernel may replace a composition only behind a test against it).
 //   group_norm (Wu & He 2018):  x [N, C, *] in G groups; y = (x - mu_g) / sqrt(var_g + eps) * w + b
+//   group_norm_silu: silu(group_norm(x)), fused
 //   layer_norm (Ba et al. 2016): statistics over the trailing normalized_shape dims
 //   batch_norm (Ioffe & Szegedy 2015): statistics over all dims but C; in training the running
 //     statistics move by momentum (running_var with the unbiased variance, as PyTorch)
 //   normalize: x / max(||x||_2, eps) along dim
 // Variances are biased (divide by n) inside the normalisation, as in all three papers.
+
+#include <functional>
 
 #include "autograd/op_helpers.h"
 
@@ -60,12 +63,27 @@ Tensor group_norm_composite(const Tensor& x, int64_t groups, const Tensor& weigh
   return scale_shift(y, weight, bias, channel_shape(c, x.dim()));
 }
 
-// The fused kernel (tensor/cpu/norm.cpp) computes the same function as group_norm_composite
-// (tested against it in value and gradient) in two passes over memory instead of about ten.
-// Its backward is a fused kernel too; under create_graph, gradients of any order come from
-// differentiating the composite instead.
-Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
-                  double eps) {
+namespace {
+
+// Under create_graph, the gradients (of any order) of a fused op come from differentiating the
+// composite it is tested against: `composite` rebuilds it from inputs {x, weight, bias}.
+TensorList grad_of_composite(const GradContext& c, const TensorList& inputs,
+                             const std::function<Tensor()>& composite) {
+  Tensor out = composite();
+  TensorList wanted;
+  for (size_t i = 0; i < inputs.size(); ++i) if (c.needs_grad(i)) wanted.push_back(inputs[i]);
+  // retain_graph: the returned gradients refer back to the composite graph.
+  TensorList g = grad({out}, wanted, {c.grad}, /*retain_graph=*/true, true, true);
+  TensorList result(inputs.size());
+  for (size_t i = 0, k = 0; i < inputs.size(); ++i) if (c.needs_grad(i)) result[i] = g[k++];
+  return result;
+}
+
+// group_norm and group_norm_silu: the fused kernels (tensor/cpu/norm.cpp) compute the same
+// functions as their composites (tested against them in value and gradient) in two passes over
+// memory instead of about ten, and save only x, mean and rstd for a backward that is fused too.
+Tensor fused_group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                        double eps, bool with_silu) {
   check_group_norm_args(x, groups, weight, bias);
   const int64_t n = x.size(0);
   const Tensor xc = x.is_contiguous() ? x : x.clone_data();
@@ -73,28 +91,38 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
   const Tensor b = bias.defined() && !bias.is_contiguous() ? bias.clone_data() : bias;
   Tensor y = empty_like(x);
   Tensor mean = empty_as({n, groups}, x), rstd = empty_as({n, groups}, x);
-  be(x).group_norm(xc, w.detach(), b.detach(), groups, eps, y, mean, rstd);
-  return record("group_norm", {x, weight, bias}, y,
-                [x, xc, weight, w, bias, groups, eps, mean, rstd](const GradContext& c) {
+  if (with_silu) be(x).group_norm_silu(xc, w.detach(), b.detach(), groups, eps, y, mean, rstd);
+  else be(x).group_norm(xc, w.detach(), b.detach(), groups, eps, y, mean, rstd);
+  return record(with_silu ? "group_norm_silu" : "group_norm", {x, weight, bias}, y,
+                [x, xc, weight, w, bias, b, groups, eps, mean, rstd, with_silu](const GradContext& c) {
     if (GradMode::is_enabled()) {  // create_graph: differentiate the composite
-      TensorList inputs;
-      for (const Tensor& t : {x, weight, bias}) inputs.push_back(t);
-      Tensor out = group_norm_composite(x, groups, weight, bias, eps);
-      TensorList wanted;
-      for (size_t i = 0; i < 3; ++i) if (c.needs_grad(i)) wanted.push_back(inputs[i]);
-      // retain_graph: the returned gradients refer back to the composite graph.
-      TensorList g = grad({out}, wanted, {c.grad}, /*retain_graph=*/true, true, true);
-      TensorList result(3);
-      for (size_t i = 0, k = 0; i < 3; ++i) if (c.needs_grad(i)) result[i] = g[k++];
-      return result;
+      return grad_of_composite(c, {x, weight, bias}, [&] {
+        Tensor z = group_norm_composite(x, groups, weight, bias, eps);
+        return with_silu ? silu(z) : z;
+      });
     }
     Tensor gx = c.needs_grad(0) ? empty_like(xc) : Tensor();
     Tensor gw = c.needs_grad(1) ? empty_like(w) : Tensor();
     Tensor gb = c.needs_grad(2) ? empty_like(bias) : Tensor();
-    be(xc).group_norm_backward(c.grad, xc, w.defined() ? w.detach() : Tensor(), mean, rstd,
-                               groups, gx, gw, gb);
+    const Tensor wd = w.defined() ? w.detach() : Tensor();
+    if (with_silu)
+      be(xc).group_norm_silu_backward(c.grad, xc, wd, b.defined() ? b.detach() : Tensor(), mean,
+                                      rstd, groups, eps, gx, gw, gb);
+    else be(xc).group_norm_backward(c.grad, xc, wd, mean, rstd, groups, gx, gw, gb);
     return TensorList{gx, gw, gb};
   });
+}
+
+}  // namespace
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                  double eps) {
+  return fused_group_norm(x, groups, weight, bias, eps, /*with_silu=*/false);
+}
+
+Tensor group_norm_silu(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
+                       double eps) {
+  return fused_group_norm(x, groups, weight, bias, eps, /*with_silu=*/true);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,

@@ -29,6 +29,11 @@ class CpuBackend final : public Backend {
   void group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& mean,
                            const Tensor& rstd, int64_t groups, const Tensor& gx, const Tensor& gw,
                            const Tensor& gb) override;
+  void group_norm_silu(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
+                       double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
+  void group_norm_silu_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& b,
+                                const Tensor& mean, const Tensor& rstd, int64_t groups, double eps,
+                                const Tensor& gx, const Tensor& gw, const Tensor& gb) override;
 
   void gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a, const Tensor& b,
             double beta, const Tensor& c) override;

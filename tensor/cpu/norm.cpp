@@ -8,11 +8,17 @@
 //   gx = r w_c gy - r m1 - r^2 m2 (x - mu)
 //   gw_c = sum_n r (ds_c - mu db_c),   gb_c = sum_n db_c
 // (n, group) pairs run in parallel; gw and gb add over n in order afterwards (deterministic).
+//
+// group_norm_silu applies y = silu(z), z = x * (r w_c) + shift, to each group while it is in
+// cache; its backward recomputes z the same way, so gz = gy * silu'(z) replaces gy above and no
+// activation-sized intermediate is stored between forward and backward.
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "tensor/cpu/cpu_backend.h"
+#include "tensor/cpu/vector_math.h"
 #include "tensor/norm_math.h"
 
 namespace diffkd {
@@ -31,10 +37,9 @@ double lane_sum(int64_t n, F term) {
   return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
-}  // namespace
-
-void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
-                            double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+template <bool kSilu>
+void group_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups, double eps,
+                     const Tensor& y, const Tensor& mean, const Tensor& rstd) {
   DK_CHECK(x.is_contiguous() && y.is_contiguous(), "group_norm: kernel needs contiguous tensors");
   if (x.numel() == 0) return;  // an empty batch
   const int64_t n = x.size(0), c = x.size(1), hw = x.numel() / (n * c), cg = c / groups;
@@ -68,16 +73,21 @@ void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, i
         T* out = yp + ng * d + k * hw;
         for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + shift;
       }
+      // Over the whole group at once: per-row calls would pay Eigen's scalar head and tail on
+      // every row (a third of a 7x7 row).
+      if constexpr (kSilu) cpu_impl::vector_unary<T>(UnaryOp::Silu, yp + ng * d, yp + ng * d, d);
     }
   });
 }
 
-void CpuBackend::group_norm_backward(const Tensor& gy_in, const Tensor& x, const Tensor& w,
-                                     const Tensor& mean, const Tensor& rstd, int64_t groups,
-                                     const Tensor& gx, const Tensor& gw, const Tensor& gb) {
+// b and eps are read only when kSilu (to recompute the pre-activation z).
+template <bool kSilu>
+void group_norm_backward_impl(const Tensor& gy_in, const Tensor& x, const Tensor& w, const Tensor& b,
+                              const Tensor& mean, const Tensor& rstd, int64_t groups,
+                              const Tensor& gx, const Tensor& gw, const Tensor& gb) {
   if (x.numel() == 0) {  // an empty batch: no gradient for the affine parameters
-    if (gw.defined()) fill(gw, 0.0);
-    if (gb.defined()) fill(gb, 0.0);
+    if (gw.defined()) cpu_backend().fill(gw, 0.0);
+    if (gb.defined()) cpu_backend().fill(gb, 0.0);
     return;
   }
   const Tensor gy = gy_in.is_contiguous() ? gy_in : gy_in.clone_data();
@@ -88,39 +98,70 @@ void CpuBackend::group_norm_backward(const Tensor& gy_in, const Tensor& x, const
     const T* xp = x.data<T>();
     const T* gyp = gy.data<T>();
     const T* wp = w.defined() ? w.data<T>() : nullptr;
+    const T* bp = b.defined() ? b.data<T>() : nullptr;
     const T* mp = mean.data<T>();
     const T* rp = rstd.data<T>();
     T* gxp = gx.defined() ? gx.data<T>() : nullptr;
     std::vector<double> ds(n * c), db(n * c);  // per (n, c)
-#pragma omp parallel for schedule(static)
-    for (int64_t ng = 0; ng < n * groups; ++ng) {
-      const int64_t g = ng % groups, d = cg * hw;
-      const double mu = mp[ng], r = rp[ng];
-      double m1 = 0, m2 = 0;
-      for (int64_t k = 0; k < cg; ++k) {
-        const int64_t ch = g * cg + k;
-        const T* xs = xp + ng * d + k * hw;
-        const T* gs = gyp + ng * d + k * hw;
-        const double sx =
-            lane_sum<T>(hw, [&](int64_t i) { return static_cast<double>(gs[i]) * xs[i]; });
-        const double sg = lane_sum<T>(hw, [&](int64_t i) { return static_cast<double>(gs[i]); });
-        ds[ng * cg + k] = sx;  // ng * cg + k == n_index * c + ch
-        db[ng * cg + k] = sg;
-        const double wc = wp ? wp[ch] : 1.0;
-        m1 += wc * sg;
-        m2 += wc * (sx - mu * sg);
-      }
-      if (gxp == nullptr) continue;
-      const norm_math::BackwardLine line = norm_math::group_norm_backward_line(mu, r, m1, m2, static_cast<double>(d));
-      const T shift = static_cast<T>(line.shift);
-      const T slope = static_cast<T>(line.slope);
-      for (int64_t k = 0; k < cg; ++k) {
-        const int64_t ch = g * cg + k;
-        const T a = static_cast<T>(r * (wp ? wp[ch] : T(1)));
-        const T* xs = xp + ng * d + k * hw;
-        const T* gs = gyp + ng * d + k * hw;
-        T* out = gxp + ng * d + k * hw;
-        for (int64_t i = 0; i < hw; ++i) out[i] = a * gs[i] + slope * xs[i] + shift;
+#pragma omp parallel
+    {
+      // kSilu: z and sigmoid(z) of one group, and its gz when gx is not wanted (otherwise gz is
+      // written where gx goes and overwritten by it in the second pass). 64-byte aligned: Eigen
+      // peels scalar (std::exp) iterations up to the output's alignment, so an address that
+      // varied from call to call would vary the last bit.
+      constexpr int64_t kLane = 64 / sizeof(T);
+      const int64_t padded = (cg * hw + kLane - 1) / kLane * kLane;
+      std::vector<T> storage(kSilu ? 3 * padded + kLane : 0);
+      T* scratch = reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(storage.data()) + 63) & ~uintptr_t{63});
+#pragma omp for schedule(static)
+      for (int64_t ng = 0; ng < n * groups; ++ng) {
+        const int64_t g = ng % groups, d = cg * hw;
+        const double mu = mp[ng], r = rp[ng];
+        T* gz = nullptr;  // kSilu: gy * silu'(z), the gradient that reaches the normalisation
+        if constexpr (kSilu) {
+          T* z = scratch;
+          T* sig = z + padded;
+          gz = gxp ? gxp + ng * d : sig + padded;
+          for (int64_t k = 0; k < cg; ++k) {  // z from the stored mean and rstd
+            const int64_t ch = g * cg + k;
+            const norm_math::Affine f =
+                norm_math::group_norm_affine(mu, r, wp ? wp[ch] : T(1), bp ? bp[ch] : T(0));
+            const T a = static_cast<T>(f.a), shift = static_cast<T>(f.shift);
+            const T* xs = xp + ng * d + k * hw;
+            for (int64_t i = 0; i < hw; ++i) z[k * hw + i] = xs[i] * a + shift;
+          }
+          cpu_impl::vector_unary<T>(UnaryOp::Sigmoid, z, sig, d);
+          const T* gyg = gyp + ng * d;
+          // silu'(z) = s (1 + z (1 - s)), tensor/scalar_ops.h
+          for (int64_t i = 0; i < d; ++i) gz[i] = gyg[i] * sig[i] * (T(1) + z[i] * (T(1) - sig[i]));
+        }
+        double m1 = 0, m2 = 0;
+        for (int64_t k = 0; k < cg; ++k) {
+          const int64_t ch = g * cg + k;
+          const T* xs = xp + ng * d + k * hw;
+          const T* gs = kSilu ? gz + k * hw : gyp + ng * d + k * hw;
+          const double sx =
+              lane_sum<T>(hw, [&](int64_t i) { return static_cast<double>(gs[i]) * xs[i]; });
+          const double sg = lane_sum<T>(hw, [&](int64_t i) { return static_cast<double>(gs[i]); });
+          ds[ng * cg + k] = sx;  // ng * cg + k == n_index * c + ch
+          db[ng * cg + k] = sg;
+          const double wc = wp ? wp[ch] : 1.0;
+          m1 += wc * sg;
+          m2 += wc * (sx - mu * sg);
+        }
+        if (gxp == nullptr) continue;
+        const norm_math::BackwardLine line =
+            norm_math::group_norm_backward_line(mu, r, m1, m2, static_cast<double>(d));
+        const T shift = static_cast<T>(line.shift);
+        const T slope = static_cast<T>(line.slope);
+        for (int64_t k = 0; k < cg; ++k) {
+          const int64_t ch = g * cg + k;
+          const T a = static_cast<T>(r * (wp ? wp[ch] : T(1)));
+          const T* xs = xp + ng * d + k * hw;
+          T* out = gxp + ng * d + k * hw;
+          const T* gs = kSilu ? out : gyp + ng * d + k * hw;  // gz is in place when kSilu
+          for (int64_t i = 0; i < hw; ++i) out[i] = a * gs[i] + slope * xs[i] + shift;
+        }
       }
     }
     for (int64_t ch = 0; ch < c; ++ch) {
@@ -134,6 +175,31 @@ void CpuBackend::group_norm_backward(const Tensor& gy_in, const Tensor& x, const
       if (gb.defined()) gb.data<T>()[ch] = static_cast<T>(sb);
     }
   });
+}
+
+}  // namespace
+
+void CpuBackend::group_norm(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
+                            double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  group_norm_impl<false>(x, w, b, groups, eps, y, mean, rstd);
+}
+
+void CpuBackend::group_norm_backward(const Tensor& gy, const Tensor& x, const Tensor& w,
+                                     const Tensor& mean, const Tensor& rstd, int64_t groups,
+                                     const Tensor& gx, const Tensor& gw, const Tensor& gb) {
+  group_norm_backward_impl<false>(gy, x, w, Tensor(), mean, rstd, groups, gx, gw, gb);
+}
+
+void CpuBackend::group_norm_silu(const Tensor& x, const Tensor& w, const Tensor& b, int64_t groups,
+                                 double eps, const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  group_norm_impl<true>(x, w, b, groups, eps, y, mean, rstd);
+}
+
+void CpuBackend::group_norm_silu_backward(const Tensor& gy, const Tensor& x, const Tensor& w,
+                                          const Tensor& b, const Tensor& mean, const Tensor& rstd,
+                                          int64_t groups, double /*eps: rstd holds it*/,
+                                          const Tensor& gx, const Tensor& gw, const Tensor& gb) {
+  group_norm_backward_impl<true>(gy, x, w, b, mean, rstd, groups, gx, gw, gb);
 }
 
 }  // namespace diffkd

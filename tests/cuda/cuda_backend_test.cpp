@@ -191,6 +191,8 @@ TEST_F(Cuda, GroupNorm) {
   check_op("group_norm", {{3, 16, 5, 7}, {16}, {16}},
            [](const TensorList& x) { return group_norm(x[0], 4, x[1], x[2]); });
   check_op("group_norm without affine", {{2, 8, 33}}, [](const TensorList& x) { return group_norm(x[0], 2); });
+  check_op("group_norm_silu (the Backend's default composition on CUDA)", {{3, 16, 5, 7}, {16}, {16}},
+           [](const TensorList& x) { return group_norm_silu(x[0], 4, x[1], x[2]); });
 }
 
 TEST_F(Cuda, MatmulInEveryLayout) {

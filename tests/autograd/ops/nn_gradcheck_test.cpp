@@ -55,6 +55,8 @@ std::vector<GradCase> norm_cases() {
   return {
       {"group_norm_n2_c4_h3_w3_g2", {{2, 4, 3, 3}, {4}, {4}}, [](L x) { return group_norm(x[0], 2, x[1], x[2]); }, -1, 1, true},
       {"group_norm_n2_c3_h2_w2_g3_noaffine", {{2, 3, 2, 2}}, [](L x) { return group_norm(x[0], 3); }},
+      {"group_norm_silu_n2_c4_h3_w3_g2", {{2, 4, 3, 3}, {4}, {4}}, [](L x) { return group_norm_silu(x[0], 2, x[1], x[2]); }, -1, 1, true},
+      {"group_norm_silu_n2_c3_h2_w2_g3_noaffine", {{2, 3, 2, 2}}, [](L x) { return group_norm_silu(x[0], 3); }},
       {"layer_norm_3x5_last", {{3, 5}, {5}, {5}}, [](L x) { return layer_norm(x[0], {5}, x[1], x[2]); }, -1, 1, true},
       {"layer_norm_2x3x4_last2", {{2, 3, 4}}, [](L x) { return layer_norm(x[0], {3, 4}); }},
       {"batch_norm2d_train_n3_c2_h2_w3", {{3, 2, 2, 3}, {2}, {2}}, [](L x) {
