@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tensor/backend.h"
+#include "tensor/cpu/cpu_backend.h"
 
 namespace diffkd::cpu_impl::conv {
 
@@ -97,6 +98,25 @@ struct Scratch {
     if (buffer.size() < n + 16) buffer.resize(n + 16);
     return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(buffer.data()) + 63) & ~uintptr_t{63});
   }
+};
+
+// n floats from the host allocator for one call, uninitialised, 64-byte aligned. For the
+// batch-sized copies (a padded input, a transposed output gradient): freed, they go back to the
+// allocator's cache and serve the next tensors, where a thread_local buffer would stay held at
+// its largest size (114 MB for the padded input of ddpm-cifar10's widest conv at batch 64).
+class CallScratch {
+ public:
+  explicit CallScratch(size_t n)
+      : bytes_(std::max<size_t>(n, 1) * sizeof(float)),
+        data_(static_cast<float*>(cpu_backend().allocator().allocate(bytes_))) {}
+  ~CallScratch() { cpu_backend().allocator().deallocate(data_, bytes_); }
+  CallScratch(const CallScratch&) = delete;
+  CallScratch& operator=(const CallScratch&) = delete;
+  float* data() const { return data_; }
+
+ private:
+  size_t bytes_;
+  float* data_;
 };
 
 // The f32 AVX-512 paths (conv_packed.cpp), used when packed_gemm is available.

@@ -229,8 +229,8 @@ void conv2d_direct(const float* x, const float* packed_weight, const float* bias
   const int64_t oh = pad.hp - s.kh + 1, ow = pad.wp - s.kw + 1, plane = oh * ow;
   // One zero-padded copy of the input (measured: cheaper than a padded window per tile, whose
   // rows overlap between neighbouring tiles).
-  thread_local Scratch input_scratch;
-  float* xpad = input_scratch.get(s.n * s.c * pad.channel());
+  const CallScratch input_scratch(s.n * s.c * pad.channel());
+  float* xpad = input_scratch.data();
   pad_images(x, s.n * s.c, s.h, s.w, s.ph, s.pw, xpad);
   const int64_t blocks = round_up(s.o, kBlock) / kBlock;
   thread_local Scratch bias_scratch;
@@ -312,12 +312,14 @@ void conv2d_weight_direct(const float* x, const float* gy, float* gw, const Dire
   const int64_t taps = s.kh * s.kw, o_pad = round_up(s.o, kBlock), blocks = o_pad / kBlock;
   const int64_t image = s.c * pad.channel();
   const bool parallel = s.n * plane * s.c * taps * s.o > kDirectParallelGrain;
-  thread_local Scratch input_scratch, gyt_scratch, partial_scratch;
-  float* xpad = input_scratch.get(s.n * image);
+  const CallScratch input_scratch(s.n * image);
+  thread_local Scratch partial_scratch;
+  float* xpad = input_scratch.data();
   pad_images(x, s.n * s.c, s.h, s.w, s.ph, s.pw, xpad);
   // gyT [n * OH * OW][o_pad]: gy's pixels as rows, output channels contiguous (zero past O),
   // transposed in 16 x 16 blocks.
-  float* gyt = gyt_scratch.get(s.n * plane * o_pad);
+  const CallScratch gyt_scratch(s.n * plane * o_pad);
+  float* gyt = gyt_scratch.data();
   const int64_t pixel_blocks = (plane + 15) / 16, channel_blocks = o_pad / 16;
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t nb = 0; nb < s.n * pixel_blocks; ++nb) {

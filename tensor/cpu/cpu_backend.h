@@ -67,4 +67,14 @@ class CpuBackend final : public Backend {
 
 CpuBackend& cpu_backend();
 
+// What the host allocator holds, in bytes (block sizes as rounded for the cache): `live` in
+// tensors now, `cached` freed and kept for reuse; the peaks since the process started.
+struct HostMemoryStats {
+  size_t live_bytes = 0;
+  size_t cached_bytes = 0;
+  size_t peak_live_bytes = 0;
+  size_t peak_held_bytes = 0;  // live + cached
+};
+HostMemoryStats host_memory_stats();
+
 }  // namespace diffkd

@@ -66,12 +66,15 @@ void group_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, int64_t 
       const int64_t g = ng % groups;
       for (int64_t k = 0; k < cg; ++k) {
         const int64_t ch = g * cg + k;
-        const norm_math::Affine f = norm_math::group_norm_affine(mu, r, wp ? wp[ch] : T(1), bp ? bp[ch] : T(0));
+        // From the stored (rounded) statistics, as the fused backward recomputes z: the same
+        // bits on both sides, whatever the build contracts (hence the explicit fma).
+        const norm_math::Affine f =
+            norm_math::group_norm_affine(mp[ng], rp[ng], wp ? wp[ch] : T(1), bp ? bp[ch] : T(0));
         const T a = static_cast<T>(f.a);
         const T shift = static_cast<T>(f.shift);
         const T* in = xg + k * hw;
         T* out = yp + ng * d + k * hw;
-        for (int64_t i = 0; i < hw; ++i) out[i] = in[i] * a + shift;
+        for (int64_t i = 0; i < hw; ++i) out[i] = std::fma(in[i], a, shift);
       }
       // Over the whole group at once: per-row calls would pay Eigen's scalar head and tail on
       // every row (a third of a 7x7 row).
@@ -128,7 +131,7 @@ void group_norm_backward_impl(const Tensor& gy_in, const Tensor& x, const Tensor
                 norm_math::group_norm_affine(mu, r, wp ? wp[ch] : T(1), bp ? bp[ch] : T(0));
             const T a = static_cast<T>(f.a), shift = static_cast<T>(f.shift);
             const T* xs = xp + ng * d + k * hw;
-            for (int64_t i = 0; i < hw; ++i) z[k * hw + i] = xs[i] * a + shift;
+            for (int64_t i = 0; i < hw; ++i) z[k * hw + i] = std::fma(xs[i], a, shift);
           }
           cpu_impl::vector_unary<T>(UnaryOp::Sigmoid, z, sig, d);
           const T* gyg = gyp + ng * d;
