@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Runs diffkd's microbenchmarks and the same workloads in PyTorch (CPU), interleaved, and prints
-the median time of each and the ratio torch / diffkd (> 1 means diffkd is faster).
+the median time of each and the ratio torch / diffkd (> 1 means diffkd is faster). For the
+convolutions and GEMMs also diffkd's GFLOP/s and its fraction of the core's f32 peak, measured in
+the same rounds by bench/peak_bench.cpp (BM_PeakFma: independent FMA chains, no memory traffic).
 
 Usage: /usr/bin/python3 bench/compare_torch.py [--threads 2] [--rounds 5] [--filter REGEX]
        [--bench build/release/diffkd_bench] [--markdown]
@@ -113,13 +115,18 @@ def elementwise_case(kind):
 
 # (our Google Benchmark name, label, torch workload)
 CASES = []
+FLOPS = {}  # label -> floating-point operations of one run (multiply-adds count two)
 for i, (c, s) in enumerate(LEVELS):
     tag = f"n64_c{c}_{s}x{s}"
     CASES.append((f"BM_Conv2dForward/{i}/real_time", f"conv2d fwd {tag}", conv_case(c, s, False)))
     CASES.append((f"BM_Conv2dForwardBackward/{i}/real_time", f"conv2d fwd+bwd {tag}",
                   conv_case(c, s, True)))
+    forward = 2 * BATCH * c * c * 9 * s * s
+    FLOPS[f"conv2d fwd {tag}"] = forward
+    FLOPS[f"conv2d fwd+bwd {tag}"] = 3 * forward  # forward, input gradient, weight gradient
 for m, k, n in [(512, 512, 512), (32, 288, 784), (64, 576, 196), (128, 1152, 49)]:
     CASES.append((f"BM_Gemm/{m}/{k}/{n}/real_time", f"gemm {m}x{k}x{n}", gemm_case(m, k, n)))
+    FLOPS[f"gemm {m}x{k}x{n}"] = 2 * m * k * n
 for i, (c, s) in enumerate(LEVELS):
     tag = f"n64_c{c}_{s}x{s}_g8"
     CASES.append((f"BM_GroupNormForward/{i}/-1/real_time", f"group_norm fwd {tag}",
@@ -164,7 +171,7 @@ def time_ours(bench, name, min_time, threads):
     runs = json.loads(out)["benchmarks"]
     if not runs:
         sys.exit(f"compare_torch: benchmark {name} not found in {bench}")
-    return runs[0]["real_time"]  # ms (the benchmarks report in milliseconds)
+    return runs[0]  # real_time in ms (the benchmarks report in milliseconds)
 
 
 def main():
@@ -181,20 +188,28 @@ def main():
     cases = [c for c in CASES if re.search(args.filter, c[1])]
     ours = {c[1]: [] for c in cases}
     theirs = {c[1]: [] for c in cases}
+    peaks = []  # GFLOP/s
     for r in range(args.rounds):
+        peaks.append(time_ours(args.bench, "BM_PeakFma/real_time", args.min_time, args.threads)["GFLOP/s"])
         for name, label, run in cases:
-            ours[label].append(time_ours(args.bench, name, args.min_time, args.threads))
+            ours[label].append(time_ours(args.bench, name, args.min_time, args.threads)["real_time"])
             theirs[label].append(time_torch(run, args.min_time))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} interleaved rounds")
+    peak = statistics.median(peaks)
+    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.rounds} interleaved rounds; "
+          f"measured f32 peak {peak:.0f} GFLOP/s (BM_PeakFma, range {min(peaks):.0f}-{max(peaks):.0f})")
     if args.markdown:
-        print("\n| workload | diffkd ms | torch ms | torch / diffkd |\n|---|---:|---:|---:|")
+        print("\n| workload | diffkd ms | torch ms | torch / diffkd | diffkd GFLOP/s | of peak |\n"
+              "|---|---:|---:|---:|---:|---:|")
     for _, label, _ in cases:
         a, b = statistics.median(ours[label]), statistics.median(theirs[label])
+        rate = f"{FLOPS[label] / a / 1e6:.0f}" if label in FLOPS else ""
+        share = f"{FLOPS[label] / a / 1e6 / peak:.0%}" if label in FLOPS else ""
         if args.markdown:
-            print(f"| {label} | {a:.3f} | {b:.3f} | {b / a:.2f} |")
+            print(f"| {label} | {a:.3f} | {b:.3f} | {b / a:.2f} | {rate} | {share} |")
         else:
-            print(f"{label:40s} diffkd {a:9.3f} ms   torch {b:9.3f} ms   ratio {b / a:5.2f}")
+            print(f"{label:40s} diffkd {a:9.3f} ms   torch {b:9.3f} ms   ratio {b / a:5.2f}   "
+                  f"{rate:>5s} GFLOP/s {share:>4s}")
 
 
 if __name__ == "__main__":
