@@ -165,7 +165,9 @@ def time_torch(run, min_time):
 
 def time_ours(bench, name, min_time, threads):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([bench, f"--benchmark_filter=^{re.escape(name.replace('/real_time', ''))}/real_time$",
+    # Benchmark names hold only [A-Za-z0-9_/-]; Google Benchmark's regex rejects re.escape's "\-".
+    pattern = re.escape(name.replace('/real_time', '')).replace("\\-", "-")
+    out = subprocess.run([bench, f"--benchmark_filter=^{pattern}/real_time$",
                           f"--benchmark_min_time={min_time}", "--benchmark_format=json"],
                          capture_output=True, text=True, env=env, check=True).stdout
     runs = json.loads(out)["benchmarks"]
