@@ -83,7 +83,7 @@ void group_norm_impl(const Tensor& x, const Tensor& w, const Tensor& b, int64_t 
   });
 }
 
-// b and eps are read only when kSilu (to recompute the pre-activation z).
+// b is read only when kSilu (to recompute the pre-activation z; rstd already holds eps).
 template <bool kSilu>
 void group_norm_backward_impl(const Tensor& gy_in, const Tensor& x, const Tensor& w, const Tensor& b,
                               const Tensor& mean, const Tensor& rstd, int64_t groups,
