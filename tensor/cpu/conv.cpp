@@ -78,18 +78,19 @@ void for_each_group(const Grouping& grp, int64_t n, Body body) {
 }
 
 #if defined(__AVX512F__)
-// The direct kernels (conv_direct.h) take stride-1 convs with at least 16 output channels (with
-// fewer, most of their 32 vector lanes would multiply padding: the UNet's last conv has 1-3) and
-// kernels of at most 16 taps.
+// The direct kernels (conv_direct.h) take convs of stride 1 or 2 (the same along both axes) with
+// at least 16 output channels (with fewer, most of their 32 vector lanes would multiply padding:
+// the UNet's last conv has 1-3) and kernels of at most 16 taps.
 bool direct_applies(const ConvGeometry& g) {
-  return g.p.stride_h == 1 && g.p.stride_w == 1 && g.o >= 16 && g.kh * g.kw <= 16;
+  return g.p.stride_h == g.p.stride_w && (g.p.stride_h == 1 || g.p.stride_h == 2) && g.o >= 16 &&
+         g.kh * g.kw <= 16;
 }
 
 // The packed-weight cache's name for pack_weight_direct's layout.
 constexpr int kDirectLayout = 1;
 
 DirectShape direct_shape(const ConvGeometry& g) {
-  return {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.p.pad_h, g.p.pad_w};
+  return {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.p.pad_h, g.p.pad_w, g.p.stride_h};
 }
 #endif
 

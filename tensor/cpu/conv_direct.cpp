@@ -1,5 +1,7 @@
-// Stride-1 f32 convolution as a direct convolution with output channels in the vector lanes
-// (AVX-512): forward, input gradient and weight gradient of every stride-1 conv of the UNet.
+// f32 convolution as a direct convolution with output channels in the vector lanes (AVX-512):
+// forward, input gradient and weight gradient of every stride-1 conv of the UNet, and forward and
+// weight gradient of its stride-2 downsampling convs (stride s reads every s-th padded pixel:
+// xpad[c, s oh_q + i, s ow_q + j] below; the tile is the same).
 //
 // Register tile of the forward (and of the input gradient, which is a forward convolution of gy
 // with the weight transposed in its channel dims and flipped in space):
@@ -121,7 +123,7 @@ inline void transpose16(__m512 (&r)[16]) {
 // Each input pixel is broadcast from memory. GCC's predictive commoning would instead carry the
 // pixels a tap shares with the previous tap in registers, which the 28 accumulators leave no
 // room for, and spill them to the stack (measured: 79% of peak in the loop with it, 90% without).
-template <int P, int R>
+template <int P, int R, int S>
 __attribute__((optimize("no-predictive-commoning"))) void forward_tile(const TileArgs& a) {
   __m512 acc[R * P][2];
   const __m512 b0 = _mm512_loadu_ps(a.bias), b1 = _mm512_loadu_ps(a.bias + 16);
@@ -139,7 +141,7 @@ __attribute__((optimize("no-predictive-commoning"))) void forward_tile(const Til
         for (int r = 0; r < R; ++r)
 #pragma GCC unroll 14
           for (int p = 0; p < P; ++p) {
-            const __m512 xv = _mm512_set1_ps(row[r * a.wp + p]);
+            const __m512 xv = _mm512_set1_ps(row[(r * a.wp + p) * S]);
             acc[r * P + p][0] = _mm512_fmadd_ps(xv, w0, acc[r * P + p][0]);
             acc[r * P + p][1] = _mm512_fmadd_ps(xv, w1, acc[r * P + p][1]);
           }
@@ -179,12 +181,17 @@ inline void load_transposed(const float* src, int64_t stride, int64_t rows, int6
 using TileFn = void (*)(const TileArgs&);
 constexpr int kMaxPixels = 14;  // R * P <= 14: 28 accumulators of the 32 registers
 
-template <int R, int... P>
+template <int R, int S, int... P>
 constexpr std::array<TileFn, sizeof...(P)> tile_table(std::integer_sequence<int, P...>) {
-  return {&forward_tile<P + 1, R>...};
+  return {&forward_tile<P + 1, R, S>...};
 }
-constexpr auto kOneRow = tile_table<1>(std::make_integer_sequence<int, kMaxPixels>{});
-constexpr auto kTwoRows = tile_table<2>(std::make_integer_sequence<int, kMaxPixels / 2>{});
+// [stride - 1][columns - 1]
+constexpr std::array<std::array<TileFn, kMaxPixels>, 2> kOneRow = {
+    tile_table<1, 1>(std::make_integer_sequence<int, kMaxPixels>{}),
+    tile_table<1, 2>(std::make_integer_sequence<int, kMaxPixels>{})};
+constexpr std::array<std::array<TileFn, kMaxPixels / 2>, 2> kTwoRows = {
+    tile_table<2, 1>(std::make_integer_sequence<int, kMaxPixels / 2>{}),
+    tile_table<2, 2>(std::make_integer_sequence<int, kMaxPixels / 2>{})};
 
 // How the output map is cut into tiles: strips of at most 14 columns, and two rows per tile
 // where a strip is at most 7 columns wide.
@@ -225,8 +232,10 @@ void pack_weight_direct(const float* w, int64_t o_count, int64_t c_count, int64_
 
 void conv2d_direct(const float* x, const float* packed_weight, const float* bias, float* y,
                    const DirectShape& s) {
+  DK_CHECK(s.stride == 1 || s.stride == 2, "conv2d_direct: stride ", s.stride, " (1 or 2 only)");
   const PaddedShape pad{s.h + 2 * s.ph, s.w + 2 * s.pw};
-  const int64_t oh = pad.hp - s.kh + 1, ow = pad.wp - s.kw + 1, plane = oh * ow;
+  const int64_t oh = (pad.hp - s.kh) / s.stride + 1, ow = (pad.wp - s.kw) / s.stride + 1;
+  const int64_t plane = oh * ow;
   // One zero-padded copy of the input (measured: cheaper than a padded window per tile, whose
   // rows overlap between neighbouring tiles).
   const CallScratch input_scratch(s.n * s.c * pad.channel());
@@ -253,9 +262,11 @@ void conv2d_direct(const float* x, const float* packed_weight, const float* bias
     const int64_t n = item / blocks / t.strips / row_groups;
     const int64_t row0 = rg * t.rows, rows = std::min(t.rows, oh - row0);
     const int64_t col0 = strip * t.columns, cols = std::min(t.columns, ow - col0);
-    const TileFn tile_fn = rows == 2 ? kTwoRows[cols - 1] : kOneRow[cols - 1];
-    tile_fn({xpad + n * s.c * pad.channel() + row0 * pad.wp + col0, pad.wp, pad.channel(), s.c,
-             s.kh, s.kw, packed_weight + ob * s.c * taps * kBlock, bias_padded + ob * kBlock,
+    const TileFn tile_fn =
+        rows == 2 ? kTwoRows[s.stride - 1][cols - 1] : kOneRow[s.stride - 1][cols - 1];
+    const float* tile_x = xpad + n * s.c * pad.channel() + (row0 * pad.wp + col0) * s.stride;
+    tile_fn({tile_x, pad.wp, pad.channel(), s.c, s.kh, s.kw,
+             packed_weight + ob * s.c * taps * kBlock, bias_padded + ob * kBlock,
              y + (n * s.o + ob * kBlock) * plane + row0 * ow + col0, plane, ow,
              std::min(kBlock, s.o - ob * kBlock)});
   }
@@ -265,7 +276,7 @@ namespace {
 
 // The weight gradient's register tile: KH x KW taps of one input channel x 32 output channels,
 // summed over the output pixels of rows [row0, row1) of the batch (rows counted over n * OH).
-template <int KH, int KW>
+template <int KH, int KW, int S>
 void weight_tile(const float* xpad_c, int64_t image, int64_t wp, int64_t oh, int64_t ow,
                  const float* gyt, int64_t o_pad, int64_t row0, int64_t row1, float* acc_out,
                  bool accumulate) {
@@ -277,7 +288,7 @@ void weight_tile(const float* xpad_c, int64_t image, int64_t wp, int64_t oh, int
   }
   for (int64_t row = row0; row < row1; ++row) {
     const int64_t n = row / oh, r = row % oh;
-    const float* x = xpad_c + n * image + r * wp;
+    const float* x = xpad_c + n * image + r * S * wp;
     const float* g = gyt + row * ow * o_pad;
     for (int64_t col = 0; col < ow; ++col) {
       const __m512 g0 = _mm512_loadu_ps(g + col * o_pad), g1 = _mm512_loadu_ps(g + col * o_pad + 16);
@@ -285,7 +296,7 @@ void weight_tile(const float* xpad_c, int64_t image, int64_t wp, int64_t oh, int
       for (int i = 0; i < KH; ++i)
 #pragma GCC unroll 3
         for (int j = 0; j < KW; ++j) {
-          const __m512 xv = _mm512_set1_ps(x[i * wp + col + j]);
+          const __m512 xv = _mm512_set1_ps(x[i * wp + col * S + j]);
           acc[i * KW + j][0] = _mm512_fmadd_ps(xv, g0, acc[i * KW + j][0]);
           acc[i * KW + j][1] = _mm512_fmadd_ps(xv, g1, acc[i * KW + j][1]);
         }
@@ -307,8 +318,11 @@ bool conv2d_weight_direct_supports(int64_t kh, int64_t kw) {
 void conv2d_weight_direct(const float* x, const float* gy, float* gw, const DirectShape& s) {
   DK_CHECK(conv2d_weight_direct_supports(s.kh, s.kw), "conv2d_weight_direct: kernel ", s.kh, "x",
            s.kw, " (3x3 and 1x1 only)");
+  DK_CHECK(s.stride == 1 || s.stride == 2, "conv2d_weight_direct: stride ", s.stride,
+           " (1 or 2 only)");
   const PaddedShape pad{s.h + 2 * s.ph, s.w + 2 * s.pw};
-  const int64_t oh = pad.hp - s.kh + 1, ow = pad.wp - s.kw + 1, plane = oh * ow;
+  const int64_t oh = (pad.hp - s.kh) / s.stride + 1, ow = (pad.wp - s.kw) / s.stride + 1;
+  const int64_t plane = oh * ow;
   const int64_t taps = s.kh * s.kw, o_pad = round_up(s.o, kBlock), blocks = o_pad / kBlock;
   const int64_t image = s.c * pad.channel();
   const bool parallel = s.n * plane * s.c * taps * s.o > kDirectParallelGrain;
@@ -345,7 +359,8 @@ void conv2d_weight_direct(const float* x, const float* gy, float* gw, const Dire
   float* partial = partial_scratch.get(threads * stride);
   const int64_t total_rows = s.n * oh;
   const int64_t chunk_rows = std::max<int64_t>(1, (256 << 10) / (ow * o_pad * 4));
-  const auto tile_fn = s.kh == 3 ? &weight_tile<3, 3> : &weight_tile<1, 1>;
+  const auto tile_fn = s.kh == 3 ? (s.stride == 1 ? &weight_tile<3, 3, 1> : &weight_tile<3, 3, 2>)
+                                 : (s.stride == 1 ? &weight_tile<1, 1, 1> : &weight_tile<1, 1, 2>);
   int team = 1;  // the team OpenMP actually gives (smaller inside a parallel region, say)
 #pragma omp parallel num_threads(threads) if (parallel)
   {

@@ -1,5 +1,5 @@
 #pragma once
-// Stride-1 f32 direct convolution with output channels in the AVX-512 vector lanes
+// f32 direct convolution (stride 1 or 2) with output channels in the AVX-512 vector lanes
 // (conv_direct.cpp says how it is blocked). conv.cpp chooses it per shape.
 
 #include <cstdint>
@@ -13,12 +13,14 @@ constexpr int64_t kDirectBlock = 32;  // output channels per register tile
 // batch 1 the maps are small enough that waking the second thread costs more than it saves.
 constexpr int64_t kDirectParallelGrain = 1 << 18;
 
-// A stride-1 convolution: input [N, C, H, W], weight [O, C, kh, kw], zero padding (ph, pw);
-// output [N, O, H + 2 ph - kh + 1, W + 2 pw - kw + 1].
+// A convolution: input [N, C, H, W], weight [O, C, kh, kw], zero padding (ph, pw), the same
+// stride s (1 or 2) along both axes;
+// output [N, O, (H + 2 ph - kh) / s + 1, (W + 2 pw - kw) / s + 1].
 struct DirectShape {
   int64_t n, c, h, w;
   int64_t o, kh, kw;
   int64_t ph, pw;
+  int64_t stride = 1;
 };
 
 // x [nc planes of h x w] into [nc, h + 2 ph, w + 2 pw] with zero borders.

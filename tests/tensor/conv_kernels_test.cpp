@@ -2,7 +2,7 @@
 // panel im2col for other strides, grouped backward-weight) against the same convolution in f64
 // (the Eigen path), on geometries that exercise every edge: channel counts that are not
 // multiples of the 12-row tile, pixel counts that are not multiples of the 32-column panel,
-// strides 1 and 2, 1x1 and 4x4 kernels, padding 0 to 2.
+// strides 1 and 2 (the direct kernels at both), 1x1 and 4x4 kernels, padding 0 to 2.
 
 #include <gtest/gtest.h>
 
@@ -69,7 +69,16 @@ INSTANTIATE_TEST_SUITE_P(
                       ConvShape{"n2_c16_h9_w9_o20_k5_s1_p2", {2, 16, 9, 9}, {20, 16, 5, 5}, 1, 2},
                       ConvShape{"n2_c18_h1_w1_o32_k3_s1_p1", {2, 18, 1, 1}, {32, 18, 3, 3}, 1, 1},
                       ConvShape{"n2_c16_h6_w11_o32_k3_s1_p0", {2, 16, 6, 11}, {32, 16, 3, 3}, 1, 0},
-                      ConvShape{"n4_c64_h8_w8_o96_k3_s1_p1", {4, 64, 8, 8}, {96, 64, 3, 3}, 1, 1}),
+                      ConvShape{"n4_c64_h8_w8_o96_k3_s1_p1", {4, 64, 8, 8}, {96, 64, 3, 3}, 1, 1},
+                      // Stride 2 on the direct forward and weight gradient: 16x16 output (two
+                      // strips of 8), odd output rows and columns, a 14-column strip, 1x1 and
+                      // 4x4 kernels, a partial channel block.
+                      ConvShape{"n1_c32_h32_w32_o32_k3_s2_p1", {1, 32, 32, 32}, {32, 32, 3, 3}, 2, 1},
+                      ConvShape{"n2_c16_h9_w8_o20_k3_s2_p1", {2, 16, 9, 8}, {20, 16, 3, 3}, 2, 1},
+                      ConvShape{"n2_c24_h8_w8_o48_k3_s2_p1", {2, 24, 8, 8}, {48, 24, 3, 3}, 2, 1},
+                      ConvShape{"n1_c20_h30_w30_o32_k3_s2_p0", {1, 20, 30, 30}, {32, 20, 3, 3}, 2, 0},
+                      ConvShape{"n2_c16_h7_w7_o33_k1_s2_p0", {2, 16, 7, 7}, {33, 16, 1, 1}, 2, 0},
+                      ConvShape{"n2_c8_h8_w8_o16_k4_s2_p1", {2, 8, 8, 8}, {16, 8, 4, 4}, 2, 1}),
     [](const ::testing::TestParamInfo<ConvShape>& info) { return info.param.name; });
 
 }  // namespace
