@@ -33,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "tensor/cpu/strided_loop.h"  // kParallelGrain
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -56,7 +58,8 @@ struct PaddedShape {
 void pad_images(const float* x, int64_t nc, int64_t h, int64_t w, int64_t ph, int64_t pw,
                 float* xpad) {
   const int64_t wp = w + 2 * pw, channel = (h + 2 * ph) * wp;
-#pragma omp parallel for schedule(static) if (nc * channel > kDirectParallelGrain)
+  // A copy: worth the second thread from the elementwise ops' grain, well below the conv's.
+#pragma omp parallel for schedule(static) if (nc * channel > kParallelGrain)
   for (int64_t i = 0; i < nc; ++i) {
     float* dst = xpad + i * channel;
     const float* src = x + i * h * w;

@@ -65,24 +65,39 @@ bool gemm_packed(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   };
   float* pa = aligned(a_store, packed::packed_a_size(m, k));
   float* pb = aligned(b_store, packed::packed_b_size(k, n));
-  packed::pack_a(a, lda, ta, m, k, pa);
-  if (tb) packed::pack_b_transposed(b, ldb, k, n, pb);
-  else packed::pack_b(b, ldb, k, n, pb);
-  const int64_t blocks = packed::blocks(m), tiles = packed::panels(n) * blocks;
-#pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t p = t / blocks, blk = t % blocks;
-    alignas(64) float tile[packed::kMR * packed::kNR];
-    packed::micro_kernel(k, pa + blk * packed::kMR * k, pb + p * packed::kNR * k, tile);
-    const int64_t r0 = blk * packed::kMR, c0 = p * packed::kNR;
-    const int64_t rows = std::min(packed::kMR, m - r0), cols = std::min(packed::kNR, n - c0);
-    for (int64_t r = 0; r < rows; ++r) {
-      float* out = c + (r0 + r) * ldc + c0;
-      const float* src = tile + r * packed::kNR;
-      if (beta == 0.0f) {  // C may be uninitialised: never read it
-        for (int64_t j = 0; j < cols; ++j) out[j] = alpha * src[j];
-      } else {
-        for (int64_t j = 0; j < cols; ++j) out[j] = alpha * src[j] + beta * out[j];
+  const int64_t blocks = packed::blocks(m), panels = packed::panels(n), tiles = panels * blocks;
+#pragma omp parallel
+  {
+    // Both operands are packed by the team, a row block or a column panel at a time (packed by
+    // the calling thread alone, the other thread waited through a third of the batch-1
+    // attention's GEMMs).
+#pragma omp for schedule(static) nowait
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t r0 = blk * packed::kMR;
+      packed::pack_a(ta ? a + r0 : a + r0 * lda, lda, ta, std::min(packed::kMR, m - r0), k,
+                     pa + r0 * k);
+    }
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t c0 = p * packed::kNR, cols = std::min(packed::kNR, n - c0);
+      if (tb) packed::pack_b_transposed(b + c0 * ldb, ldb, k, cols, pb + c0 * k);
+      else packed::pack_b(b + c0, ldb, k, cols, pb + c0 * k);
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t p = t / blocks, blk = t % blocks;
+      alignas(64) float tile[packed::kMR * packed::kNR];
+      packed::micro_kernel(k, pa + blk * packed::kMR * k, pb + p * packed::kNR * k, tile);
+      const int64_t r0 = blk * packed::kMR, c0 = p * packed::kNR;
+      const int64_t rows = std::min(packed::kMR, m - r0), cols = std::min(packed::kNR, n - c0);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* out = c + (r0 + r) * ldc + c0;
+        const float* src = tile + r * packed::kNR;
+        if (beta == 0.0f) {  // C may be uninitialised: never read it
+          for (int64_t j = 0; j < cols; ++j) out[j] = alpha * src[j];
+        } else {
+          for (int64_t j = 0; j < cols; ++j) out[j] = alpha * src[j] + beta * out[j];
+        }
       }
     }
   }
