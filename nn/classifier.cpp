@@ -66,10 +66,11 @@ Classifier::Outputs Classifier::run(const Tensor& x) {
     if (i == 1) h = max_pool2d(h, 2);
   }
   Outputs o;
-  // The last block pools before its ReLU (the same values: ReLU commutes with max), so that F is
-  // the pre-ReLU map RDD distils (its DenseNet's final BatchNorm output) and f = GAP(ReLU(F)).
-  o.feature_map = max_pool2d(bn_[3]->forward(conv_[3]->forward(h)), 2);  // [N, w2, H/4, W/4]
-  o.pooled = mean(relu(o.feature_map), {2, 3});                          // [N, w2]
+  // F is the last block's post-ReLU map, as in RDD's official DenseNet, whose final ReLU runs in
+  // place on the tensor kept as the feature: F >= 0 in RCFD, IS-P2P, M-P2P and the memory queue
+  // (METHODS.md 4.3). Pooling before the ReLU gives the same values (ReLU commutes with max).
+  o.feature_map = relu(max_pool2d(bn_[3]->forward(conv_[3]->forward(h)), 2));  // [N, w2, H/4, W/4]
+  o.pooled = mean(o.feature_map, {2, 3});                                      // [N, w2]
   o.penultimate = dropout(relu(fc_->forward(o.pooled)), config_.dropout, is_training());  // [N, hidden]
   o.logits = out_->forward(o.penultimate);
   return o;

@@ -29,7 +29,7 @@ class Classifier : public Module {
  public:
   explicit Classifier(const ClassifierConfig& config, uint64_t seed = 0);
   struct Outputs {
-    Tensor feature_map;  // F [N, width2, H/4, W/4], before the last ReLU (RDD's feature map)
+    Tensor feature_map;  // F [N, width2, H/4, W/4], after the last ReLU (RDD's feature map)
     Tensor pooled;       // f [N, width2]
     Tensor penultimate;  // [N, hidden]: the FID-proxy features
     Tensor logits;       // [N, num_classes]

@@ -197,6 +197,27 @@ TEST(Module, ClassifierHasBatchNormBuffersAndSeparateInstancesDiffer) {
   EXPECT_EQ(a.named_buffers()[2].second.item(), 1.0);  // num_batches_tracked after one batch
 }
 
+// RDD's feature map is the post-ReLU activation (its DenseNet applies the last ReLU in place to
+// the tensor it keeps), so F >= 0, with zeros where the BatchNorm output was negative, and the
+// pooled feature is its plain mean.
+TEST(Module, ClassifierFeatureMapIsThePostReluActivation) {
+  nn::Classifier net(nn::ClassifierConfig{}, 3);
+  net.eval();
+  Generator gen(6);
+  const nn::Classifier::Outputs o = net.run(randn({4, 1, 28, 28}, gen));
+  const std::vector<double> f = o.feature_map.to_vector();
+  int64_t zeros = 0;
+  for (double v : f) {
+    ASSERT_GE(v, 0.0);
+    zeros += v == 0.0;
+  }
+  EXPECT_GT(zeros, 0);                          // the ReLU cut something: not a trivially positive map
+  EXPECT_LT(zeros, static_cast<int64_t>(f.size()));
+  const std::vector<double> pooled = o.pooled.to_vector(), expected = mean(o.feature_map, {2, 3}).to_vector();
+  ASSERT_EQ(pooled.size(), expected.size());
+  for (size_t i = 0; i < pooled.size(); ++i) EXPECT_DOUBLE_EQ(pooled[i], expected[i]);
+}
+
 TEST(UNetConfig, BadConfigsNameTheField) {
   auto error_of = [](const std::string& json) {
     try {
