@@ -34,7 +34,7 @@ struct {
   // Denoising Student
   std::string pairs_dir;
   int64_t pairs = 10000, held_out = 1000, shard_size = 1000, teacher_steps = 50, quadratic_last = 800, gen_batch = 100;
-  std::string spacing = "uniform", student_loss = "l1", form = "residual";
+  std::string spacing = "uniform", student_loss = "l1", form = "auto";
   bool no_quantise = false;
   int64_t steps = 5000, warmup = 500, eval_every = 500;
   double ema = 0.995, beta2 = 0.98;
@@ -289,8 +289,10 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--gen-batch", opts.gen_batch, "student, advkd: teacher batch when generating the set")->capture_default_str();
   c->add_option("--loss", opts.student_loss, "student: l1 (CIFAR-10 in the paper) or l2")->capture_default_str()
       ->check(CLI::IsMember({"l1", "l2"}));
-  c->add_option("--form", opts.form, "student: residual (x_T - net(x_T), official) or x0")->capture_default_str()
-      ->check(CLI::IsMember({"residual", "x0"}));
+  c->add_option("--form", opts.form,
+                "student: the one-step output, residual (x_T - net(x_T), official, for an eps teacher) or x0 (the "
+                "x0 the teacher's prediction implies); auto picks residual for eps teachers, x0 for v and x0 ones")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "residual", "x0"}));
   c->add_option("--steps", opts.steps, "student and dkdm: optimiser steps")->capture_default_str();
   c->add_option("--warmup", opts.warmup, "student: linear LR warm-up steps")->capture_default_str();
   c->add_option("--ema", opts.ema, "student and dkdm: EMA decay (dkdm's MNIST default 0.999)")->capture_default_str();

@@ -188,6 +188,16 @@ std::vector<int64_t> epoch_order(const PairSet& set, uint64_t seed, int64_t epoc
 
 }  // namespace
 
+std::string one_step_form(const std::string& requested, diffusion::Prediction teacher_prediction) {
+  DK_CHECK(requested == "auto" || requested == "residual" || requested == "x0", "distill student: --form '",
+           requested, "', expected auto, residual or x0");
+  if (requested != "auto") return requested;
+  // x_T - net(x_T, T - 1) is Luhman & Luhman's form for an eps teacher, whose output at T - 1 is
+  // nearly x_T itself. A v teacher's output there is ~ -x0 and an x0 teacher's is x0, so the
+  // residual would start the student from noise plus an image: read them as the x0 they imply.
+  return teacher_prediction == diffusion::Prediction::Eps ? "residual" : "x0";
+}
+
 StudentResult train_denoising_student(const StudentOptions& o) {
   o.run.check("distill student");
   DK_CHECK(o.steps > 0 && o.batch_size > 0 && o.eval_every > 0,
@@ -199,6 +209,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
            " (the student starts from the teacher it distils)");
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
   const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
+  const std::string form = one_step_form(o.form, prediction);
   nn::UNetConfig config = teacher.net->config();
   config.dropout = 0.0;  // the official re-implementation has none
   const Shape shape{config.in_channels, config.image_size, config.image_size};
@@ -208,7 +219,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
   DK_CHECK(pairs.total - pairs.held_out >= o.batch_size, o.pairs, ": fewer training pairs than one batch");
 
   const json settings = {{"method", "student"}, {"teacher", o.teacher}, {"pairs", pairs.settings}, {"loss", o.loss},
-                         {"form", o.form},      {"steps", o.steps},     {"batch", o.batch_size},  {"lr", o.lr},
+                         {"form", form},        {"steps", o.steps},     {"batch", o.batch_size},  {"lr", o.lr},
                          {"warmup", o.warmup},  {"beta2", o.beta2},     {"ema", o.ema},           {"grad_clip", o.grad_clip},
                          {"eval_every", o.eval_every}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.run.resume, o.run.quiet);
@@ -244,7 +255,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
   if (!o.run.quiet)
     std::printf("distill student: %s -> one step (%s form), %lld training + %lld held-out pairs from %s, loss %s, "
                 "batch %lld; %s at step %lld of %lld\n",
-                o.teacher.c_str(), o.form.c_str(), static_cast<long long>(pairs.total - pairs.held_out),
+                o.teacher.c_str(), form.c_str(), static_cast<long long>(pairs.total - pairs.held_out),
                 static_cast<long long>(pairs.held_out), o.pairs.c_str(), o.loss.c_str(),
                 static_cast<long long>(o.batch_size), start > 0 ? "resuming" : "starting", static_cast<long long>(start),
                 static_cast<long long>(o.steps));
@@ -260,7 +271,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     for (int64_t first = 0; first < pairs.held_out; first += o.batch_size) {
       std::vector<int64_t> idx(std::min(o.batch_size, pairs.held_out - first));
       std::iota(idx.begin(), idx.end(), first);
-      const Tensor image = diffusion::one_step_image(averaged, o.form, prediction, teacher.schedule,
+      const Tensor image = diffusion::one_step_image(averaged, form, prediction, teacher.schedule,
                                                      noise_of(idx, shape, pairs.seed, device));
       total += denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device)).item() * static_cast<double>(idx.size());
     }
@@ -269,7 +280,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     if (best) {
       result.best_held_out_loss = held_out;
       save_distilled_model(result.model, averaged, teacher.spec, "",
-                           {{"method", "student"}, {"teacher", o.teacher}, {"one_step", o.form},
+                           {{"method", "student"}, {"teacher", o.teacher}, {"one_step", form},
                             {"step", std::to_string(step)}, {"held_out_loss", std::to_string(held_out)}});
     }
     if (!o.run.quiet) std::printf("  held-out loss of the EMA at step %lld: %.5f%s\n", static_cast<long long>(step), held_out,
@@ -301,7 +312,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
     position += o.batch_size;
     const double lr = lr_schedule.at(step);
     adam.set_lr(lr);
-    const Tensor image = diffusion::one_step_image(student, o.form, prediction, teacher.schedule,
+    const Tensor image = diffusion::one_step_image(student, form, prediction, teacher.schedule,
                                                    noise_of(idx, shape, pairs.seed, device));
     Tensor loss = denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device));
     const double value = loss.item();

@@ -12,7 +12,9 @@
 //    (diffusion/noise.h), regenerated bit for bit when training.
 // 2. The student has the teacher's architecture and starts from its weights; its output is the
 //    residual form x^ = x_T - net(x_T, T - 1) (time fixed at the last step), as the official
-//    Onestep_Model (or, as an option, the x0 the teacher's parameterisation implies at T - 1).
+//    Onestep_Model, for an eps teacher, and the x0 the teacher's parameterisation implies at
+//    T - 1 for v and x0 teachers (the residual of a v teacher is noise plus an image); either
+//    can be asked for.
 // 3. Loss (paper eq. 11, official lossfn): L1 = sum |y - x^| / B (CIFAR-10) or L2 = sum (y - x^)^2 / B.
 //    Adam (0.9, 0.98, 1e-8) with linear warm-up, EMA; every eval_every steps the EMA weights are
 //    scored on the held-out pairs, and the EMA with the lowest held-out loss is the result
@@ -21,6 +23,7 @@
 #include <cstdint>
 #include <string>
 
+#include "diffusion/gaussian.h"
 #include "diffusion/run_folder.h"
 
 #include "tensor/tensor.h"
@@ -53,11 +56,15 @@ struct PairOptions {
 // Generates the missing shards; returns the number of pairs in the folder.
 int64_t generate_pairs(const PairOptions& options);
 
+// The one-step output form a student of a teacher with `teacher_prediction` uses: `requested`
+// ("residual" or "x0"), or for "auto" residual for an eps teacher and x0 otherwise.
+std::string one_step_form(const std::string& requested, diffusion::Prediction teacher_prediction);
+
 struct StudentOptions {
   std::string teacher;
   std::string pairs = "runs/student-pairs";
   std::string loss = "l1";
-  std::string form = "residual";  // or "x0"
+  std::string form = "auto";  // "residual", "x0", or "auto": one_step_form's choice
   int64_t steps = 5000;
   int64_t batch_size = 64;
   double lr = 1e-4;
