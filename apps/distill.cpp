@@ -1,6 +1,6 @@
 // `diffkd distill --method <name>`: distils a teacher into a faster student (distill/). Each method
-// has a preset at MNIST scale (the default) and one at the papers' CIFAR-10 scale; any flag given
-// overrides its preset's value.
+// has a preset at MNIST scale (the default) and one with its paper's recipe (distill/presets.h says
+// which teacher each fits); any flag given overrides its preset's value.
 
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +13,7 @@
 #include "distill/advkd.h"
 #include "distill/denoising_student.h"
 #include "distill/dkdm.h"
+#include "distill/presets.h"
 #include "distill/progressive.h"
 #include "distill/rdd.h"
 #include "eval/classifier_eval.h"
@@ -64,9 +65,17 @@ void preset_value(const std::string& flag, T& variable, const T& value) {
   if (command->get_option(flag)->count() == 0) variable = value;
 }
 
+// The preset's hyperparameters for the flags not given, after refusing a run the preset does not
+// fit (distill/presets.h): a flag it needs left at its MNIST default, or a model made for another
+// recipe.
 void apply_preset() {
+  const distill::DistillPreset& preset = distill::find_distill_preset(opts.method, opts.preset);
+  const std::string who = "distill --method " + opts.method + " --preset " + opts.preset;
+  for (const std::string& flag : preset.required)
+    DK_CHECK(command->get_option(flag)->count() > 0, who, ": give ", flag, " (the preset is for ", preset.fit.kind,
+             "; the default is the MNIST one)");
   if (opts.preset == "mnist") return;  // the flags' defaults are the MNIST presets
-  // The papers' CIFAR-10 settings (METHODS.md 1.5 and 0.5), for a machine that can afford them.
+  // The papers' settings (METHODS.md 1.5, 0.5, 2, 3.3 and 4.1), for a machine that can afford them.
   if (opts.method == "student") {
     preset_value("--pairs", opts.pairs, int64_t{1024000});
     preset_value("--held-out", opts.held_out, int64_t{51200});
@@ -104,6 +113,12 @@ void apply_preset() {
     preset_value("--lr", opts.lr, 5e-5);
     preset_value("--pd-loss", opts.pd_loss, std::string("snr-trunc"));
   }
+  distill::ModelFit fit = preset.fit;
+  if (opts.method == "student") {  // the noise check is of the sequence's first step
+    if (opts.spacing == "quadratic") fit.first_step = opts.quadratic_last;
+    else fit.max_alpha_bar = 0;  // uniform steps start at T - 1
+  }
+  distill::check_model_fits(who, opts.method == "rdd" ? opts.from : opts.teacher, preset.model_flag, fit);
 }
 
 // The run-control flags every method shares.
@@ -264,8 +279,11 @@ void add_distill_command(CLI::App& app) {
                 "Distillation, on PD's stages), dkdm (data-free, any student architecture) or advkd (adversarial, "
                 "a one-pass staged generator)")
       ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd", "dkdm", "advkd"}));
-  c->add_option("--preset", opts.preset, "mnist (the flags' defaults) or cifar10 (the papers' settings)")
-      ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10"}));
+  c->add_option("--preset", opts.preset,
+                "mnist (the flags' defaults), or the paper's recipe for the teacher it was written for, refused on "
+                "another: cifar10 (student, progressive, rdd, dkdm; student: Ho et al.'s linear-beta DDPM) or "
+                "celeba-hq-256 (advkd); needs --teacher (rdd: --from) and, for progressive and rdd, --data")
+      ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10", "celeba-hq-256"}));
   c->add_option("--teacher", opts.teacher, "teacher model file (from `diffkd train`)")->capture_default_str();
   c->add_option("--run-dir", opts.run_dir, "run folder (default: runs/<method>)");
   c->add_flag("--resume", opts.resume, "continue the run in --run-dir from its latest checkpoint");

@@ -472,4 +472,11 @@ Contents load(const std::string& path) {
   return contents;
 }
 
+Metadata load_metadata(const std::string& path) {
+  InputFile file(path);
+  const json header = parse_header(path, read_header_text(path, file));
+  const auto it = header.find("__metadata__");
+  return it == header.end() ? Metadata{} : parse_metadata(path, *it);
+}
+
 }  // namespace diffkd::safetensors

@@ -44,4 +44,8 @@ void save(const std::string& path, const NamedTensors& tensors, const Metadata& 
 // and BOOL, U8, I8, I16 and I32 widen to I64.
 Contents load(const std::string& path);
 
+// The header's __metadata__ alone (validated as load does), without reading the tensors: what a
+// caller needs to decide whether a file fits before it loads the weights.
+Metadata load_metadata(const std::string& path);
+
 }  // namespace diffkd::safetensors
