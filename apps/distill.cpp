@@ -7,6 +7,7 @@
 #include <memory>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "apps/commands.h"
 #include "data/registry.h"
@@ -54,6 +55,7 @@ struct {
   int64_t trajectories = 2000, epochs = 2, ndf = 32;
   double gp_weight = 10, clip = 0.1;
   std::string d_batch = "separate";
+  std::vector<int64_t> stage_batches;
   bool no_quantise_noise = false;
 } opts;
 
@@ -93,6 +95,7 @@ void apply_preset() {
     preset_value("--trajectories", opts.trajectories, int64_t{20000});
     preset_value("--teacher-steps", opts.teacher_steps, int64_t{1000});
     preset_value("--epochs", opts.epochs, int64_t{10});
+    preset_value("--stage-batches", opts.stage_batches, std::vector<int64_t>{64, 64, 64, 64, 64, 64, 64, 64, 32, 16, 16});
   } else if (opts.method == "dkdm") {  // METHODS.md 3.3: the 57M -> 14M CIFAR-10 pair
     preset_value("--student-model", opts.student_model, std::string("dkdm-cifar10-student"));
     preset_value("--rho", opts.rho, 0.4);
@@ -191,6 +194,7 @@ int run_distill() {
     a.run = run_control(run_dir);
     a.epochs = opts.epochs;
     a.batch_size = opts.batch;
+    a.stage_batches = opts.stage_batches;
     a.lr = opts.lr;
     a.ndf = opts.ndf;
     a.adversarial.gan = opts.gan;
@@ -355,6 +359,10 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--trajectories", opts.trajectories, "advkd: teacher DDPM trajectories to record")->capture_default_str();
   c->add_option("--epochs", opts.epochs, "advkd: stage k trains epochs * (k + 1) epochs (the official: 10)")
       ->capture_default_str();
+  c->add_option("--stage-batches", opts.stage_batches,
+                "advkd: one batch size per generator stage, comma-separated (default: --batch for all; "
+                "celeba-hq-256: 64 x 8, 32, 16, 16)")
+      ->delimiter(',');
   c->add_option("--gan", opts.gan, "advkd: logistic (non-saturating, official) or wgan")->capture_default_str()
       ->check(CLI::IsMember({"logistic", "wgan"}));
   c->add_option("--gp-weight", opts.gp_weight, "advkd: WGAN-GP penalty weight (0: off)")->capture_default_str();

@@ -181,6 +181,8 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
 AdvKdResult train_advkd(const AdvKdOptions& o) {
   o.run.check("distill advkd");
   DK_CHECK(o.epochs > 0 && o.batch_size > 1, "distill advkd: --epochs and --batch (> 1: BatchNorm) must be positive");
+  for (int64_t b : o.stage_batches)
+    DK_CHECK(b > 1, "distill advkd: --stage-batches must be above 1 (BatchNorm), got ", b);
   const fs::path dir(o.trajectories);
   const json set = diffusion::read_json_file(dir / "trajectories.json");
   const nn::StagedGeneratorConfig g = nn::StagedGeneratorConfig::from_json(set.at("generator").dump(), o.trajectories);
@@ -199,14 +201,23 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
   std::vector<Tensor> targets(stages);
   for (int64_t s = 0; s < stages; ++s)
     targets[s] = nn::shrink_images(nn::from_png_bytes(contiguous(squeeze(narrow(bytes, 1, s, 1), 1))), g.resolutions[s]);
-  const int64_t batches = count / o.batch_size;
-  DK_CHECK(batches > 0, o.trajectories, ": ", count, " trajectories are fewer than one batch of ", o.batch_size);
+  DK_CHECK(o.stage_batches.empty() || static_cast<int64_t>(o.stage_batches.size()) == stages,
+           "distill advkd: --stage-batches gives ", o.stage_batches.size(), " batch sizes for the generator's ",
+           stages, " stages");
+  // Stage s: batch_of[s] images a step, batches[s] steps an epoch (drop_last, as the official).
+  std::vector<int64_t> batch_of(stages, o.batch_size), batches(stages);
+  if (!o.stage_batches.empty()) batch_of = o.stage_batches;
+  for (int64_t s = 0; s < stages; ++s) {
+    batches[s] = count / batch_of[s];
+    DK_CHECK(batches[s] > 0, o.trajectories, ": ", count, " trajectories are fewer than one batch of ", batch_of[s],
+             " (stage ", s, ")");
+  }
   std::vector<int64_t> stage_end(stages);  // the last global step of each stage
-  for (int64_t s = 0, total = 0; s < stages; ++s) stage_end[s] = total += o.epochs * (s + 1) * batches;
+  for (int64_t s = 0, total = 0; s < stages; ++s) stage_end[s] = total += o.epochs * (s + 1) * batches[s];
   const int64_t total = stage_end.back();
 
   const json settings = {{"method", "advkd"}, {"teacher", o.teacher}, {"trajectories", set}, {"epochs", o.epochs},
-                         {"batch", o.batch_size}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
+                         {"batch", o.stage_batches.empty() ? json(o.batch_size) : json(batch_of)}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
                          {"hidden", o.hidden}, {"gan", o.adversarial.gan}, {"gp_weight", o.adversarial.gp_weight},
                          {"clip", o.adversarial.clip}, {"d_batch", o.adversarial.d_batch}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
@@ -274,9 +285,9 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     }
   }
   if (!o.run.quiet)
-    std::printf("distill advkd: %lld stages (%s), %lld trajectories, batch %lld, %lld steps in all; %s at step %lld\n",
+    std::printf("distill advkd: %lld stages (%s), %lld trajectories, batch %s, %lld steps in all; %s at step %lld\n",
                 static_cast<long long>(stages), g.to_json().c_str(), static_cast<long long>(count),
-                static_cast<long long>(o.batch_size), static_cast<long long>(total), start > 0 ? "resuming" : "starting",
+                json(batch_of).dump().c_str(), static_cast<long long>(total), start > 0 ? "resuming" : "starting",
                 static_cast<long long>(start));
 
   diffusion::InterruptGuard interrupt;
@@ -287,21 +298,22 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     if (stage_of(step) != stage) begin_stage(stage_of(step));
     // The batch: position within the stage's epoch order, keyed by (seed, stage, epoch).
     const int64_t stage_start = stage == 0 ? 0 : stage_end[stage - 1];
-    const int64_t within = step - stage_start - 1, epoch = within / batches, b = within % batches;
+    const int64_t batch = batch_of[stage];
+    const int64_t within = step - stage_start - 1, epoch = within / batches[stage], b = within % batches[stage];
     const std::vector<int64_t> order = keyed_permutation(count, count, o.run.seed ^ streams::kAdvKdEpochOrder,
                                                          static_cast<uint64_t>(stage * 100000 + epoch));
-    std::vector<double> idx(order.begin() + b * o.batch_size, order.begin() + (b + 1) * o.batch_size);
-    const Tensor rows = from_vector(idx, {o.batch_size}, DType::I64);
+    std::vector<double> idx(order.begin() + b * batch, order.begin() + (b + 1) * batch);
+    const Tensor rows = from_vector(idx, {batch}, DType::I64);
     const Tensor z = to_device(index_select(condition, 0, rows), o.run.device);
     const Tensor real = to_device(index_select(targets[stage], 0, rows), o.run.device);
-    std::vector<double> alpha(o.batch_size);
-    for (int64_t i = 0; i < o.batch_size; ++i)
+    std::vector<double> alpha(batch);
+    for (int64_t i = 0; i < batch; ++i)
       alpha[i] = philox::uniform_at(o.run.seed ^ streams::kAdvKdGpMix, static_cast<uint64_t>(step), i);
 
     // One D step (then its weights clipped), then one G step on a fresh generator pass.
     DiscriminatorLossParts parts;
     Tensor loss_d = discriminator_loss(*d, real, generator.forward(z, stage).detach(), z,
-                                       from_vector(alpha, {o.batch_size}, DType::F32, o.run.device), o.adversarial, &parts);
+                                       from_vector(alpha, {batch}, DType::F32, o.run.device), o.adversarial, &parts);
     const double value_d = loss_d.item();
     DK_CHECK(std::isfinite(value_d), "distill advkd: step ", step, ": the discriminator loss is ", value_d);
     loss_d.backward();

@@ -15,6 +15,7 @@
 // "joint" passes real and fake as one batch (one set of statistics), as most GAN code does.
 
 #include <string>
+#include <vector>
 
 #include "diffusion/run_folder.h"
 
@@ -63,8 +64,7 @@ struct TrajectoryOptions {
   Device device = cpu();  // where the teacher samples; the set is stored on the host
 };
 // Which sampler step (1-based, of `steps`) ends stage k's target, for `stages` stages:
-// 1 + k steps / (stages - 1), and the last stage the final sample. One batch size for every stage:
-// the official drops to 32 and 16 only at 128 and 256 pixels.
+// 1 + k steps / (stages - 1), and the last stage the final sample.
 int64_t stage_target_step(int64_t k, int64_t stages, int64_t steps);
 int64_t generate_trajectories(const TrajectoryOptions& options);
 
@@ -73,6 +73,9 @@ struct AdvKdOptions {
   std::string trajectories = "runs/advkd/trajectories";
   int64_t epochs = 2;  // stage k trains epochs * (k + 1) epochs (the official: 10 (k + 1))
   int64_t batch_size = 64;
+  // One batch size per stage instead (the official CelebA-HQ 256 recipe: 64 for stages 0-7, 32 for
+  // stage 8, 16 for stages 9-10); empty: batch_size for every stage.
+  std::vector<int64_t> stage_batches;
   double lr = 1e-4;    // Adam (0.5, 0.999) for both networks
   int64_t ndf = 32, max_channels = 128, hidden = 128;
   AdversarialOptions adversarial;

@@ -163,5 +163,37 @@ TEST(AdvKd, ResumedRunIsBitIdentical) {
   expect_same_tensors(straight + "/generator.safetensors", split + "/generator.safetensors");
 }
 
+// The official CelebA-HQ recipe lowers the batch at the last stages: each stage's epoch is then
+// count / its batch steps, and a run resumed mid-stage keeps them.
+TEST(AdvKd, PerStageBatchesSetEachStagesStepsAndResume) {
+  const std::string straight = fresh_test_dir("advkd_stage_batches"), split = fresh_test_dir("advkd_stage_split");
+  AdvKdOptions a = tiny_advkd(straight);
+  a.epochs = 1;
+  a.stage_batches = {8, 4, 16};  // 48 trajectories: 6, 12 and 3 steps an epoch; stage k runs k + 1 epochs
+  train_advkd(a);
+  EXPECT_EQ(stage_losses(straight, 1).size(), 6u);
+  EXPECT_EQ(stage_losses(straight, 2).size(), 24u);
+  EXPECT_EQ(stage_losses(straight, 3).size(), 9u);
+  AdvKdOptions b = tiny_advkd(split);
+  b.epochs = 1;
+  b.stage_batches = a.stage_batches;
+  b.run.stop_after = 17;  // mid stage 2
+  train_advkd(b);
+  b.run.stop_after = 0;
+  b.run.resume = true;
+  train_advkd(b);
+  expect_same_tensors(straight + "/generator.safetensors", split + "/generator.safetensors");
+  AdvKdOptions wrong = tiny_advkd(fresh_test_dir("advkd_stage_wrong"));
+  wrong.stage_batches = {8, 8};
+  try {
+    train_advkd(wrong);
+    FAIL() << "two batch sizes for three stages";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--stage-batches gives 2 batch sizes for the generator's 3 stages"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace diffkd::testing
