@@ -41,7 +41,7 @@ struct {
   int64_t steps = 5000, warmup = 500, eval_every = 500;
   double ema = 0.995, beta2 = 0.98;
   // Progressive (and RDD, which runs on its stages)
-  int64_t start_steps = 128, end_steps = 1, updates = 2000;
+  int64_t start_steps = 128, end_steps = 1, updates = 2000, few_step_factor = 1;
   std::string lr_anneal = "linear", pd_loss = "snr-trunc";
   // RDD
   std::string from = "runs/progressive/students/steps-0008.safetensors", feature_net, queue = "clean";
@@ -106,7 +106,6 @@ void apply_preset() {
     preset_value("--updates", opts.updates, int64_t{20000});
     preset_value("--batch", opts.batch, int64_t{128});
     preset_value("--lr", opts.lr, 5e-5);
-    preset_value("--lr-anneal", opts.lr_anneal, std::string("cosine"));
     preset_value("--queue-rows", opts.queue_rows, int64_t{20000});
     preset_value("--contrast-rows", opts.contrast_rows, int64_t{4096});
   } else {
@@ -233,7 +232,11 @@ int run_distill() {
   p.updates_per_stage = opts.updates;
   p.batch_size = opts.batch;
   p.lr = opts.lr;
-  p.lr_anneal = opts.lr_anneal;
+  // RDD's released recipe (METHODS.md 4.1): cosine annealing per stage, twice the updates for the
+  // 2- and 1-step students.
+  p.lr_anneal = rdd && command->get_option("--lr-anneal")->count() == 0 ? "cosine" : opts.lr_anneal;
+  p.few_step_update_factor =
+      rdd && command->get_option("--few-step-factor")->count() == 0 ? 2 : opts.few_step_factor;
   p.loss = opts.pd_loss;
   p.pad_to = opts.pad_to;
   const data::ImageDataset train_set = data::load_dataset(opts.data, data::Split::Train);
@@ -327,8 +330,13 @@ void add_distill_command(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--end-steps", opts.end_steps, "progressive: the last student's steps")->capture_default_str();
   c->add_option("--updates", opts.updates, "progressive: optimiser steps per halving")->capture_default_str();
-  c->add_option("--lr-anneal", opts.lr_anneal, "progressive: per-stage LR anneal to 0, linear or cosine")->capture_default_str()
-      ->check(CLI::IsMember({"linear", "cosine"}));
+  c->add_option("--lr-anneal", opts.lr_anneal,
+                "progressive and rdd: per-stage LR anneal to 0, linear or cosine (rdd's default, its released recipe)")
+      ->capture_default_str()->check(CLI::IsMember({"linear", "cosine"}));
+  c->add_option("--few-step-factor", opts.few_step_factor,
+                "progressive and rdd: the 2- and 1-step students train this many times --updates (default: 1; rdd: "
+                "2, its released recipe)")
+      ->capture_default_str();
   c->add_option("--pd-loss", opts.pd_loss, "progressive: snr-trunc, v-mse or x-mse")->capture_default_str()
       ->check(CLI::IsMember({"snr-trunc", "v-mse", "x-mse"}));
   // RDD

@@ -2,6 +2,7 @@
 
 #include "distill/progressive.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -110,7 +111,8 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
                                            StageObjective* objective) {
   const std::string method = objective ? objective->method() : "progressive";
   o.run.check("distill progressive");
-  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0, "distill progressive: --updates and --batch must be positive");
+  DK_CHECK(o.updates_per_stage > 0 && o.batch_size > 0 && o.few_step_update_factor > 0,
+           "distill progressive: --updates, --batch and the few-step update factor must be positive");
   DK_CHECK(o.end_steps >= 1 && o.start_steps > o.end_steps && (o.start_steps % o.end_steps) == 0 &&
                std::has_single_bit(static_cast<uint64_t>(o.start_steps / o.end_steps)),
            "distill progressive: --start-steps (", o.start_steps, ") must be --end-steps (", o.end_steps,
@@ -122,16 +124,27 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   config.dropout = 0.0;  // PD trains without dropout
   int64_t stages = 0;
   for (int64_t n = o.start_steps; n > o.end_steps; n /= 2) ++stages;
-  const int64_t total = stages * o.updates_per_stage;
+  auto student_steps = [&](int64_t k) { return o.start_steps >> (k + 1); };
+  // Stage k ends at global step stage_end[k]; the 2- and 1-step students train
+  // few_step_update_factor times longer (RDD: 2x, METHODS.md 4.1).
+  std::vector<int64_t> stage_end(stages);
+  for (int64_t k = 0, end = 0; k < stages; ++k)
+    stage_end[k] = end += o.updates_per_stage * (student_steps(k) <= 2 ? o.few_step_update_factor : 1);
+  const int64_t total = stage_end.back();
+  auto stage_start = [&](int64_t k) { return k == 0 ? int64_t{0} : stage_end[k - 1]; };
+  auto stage_of = [&](int64_t step) {  // the stage that global step `step` (1-based) belongs to
+    return static_cast<int64_t>(std::lower_bound(stage_end.begin(), stage_end.end(), step) - stage_end.begin());
+  };
 
   const nlohmann::json settings = {
       {"method", method}, {"objective", objective ? objective->settings() : nlohmann::json()}, {"teacher", o.teacher}, {"data", o.dataset}, {"start_steps", o.start_steps},
-      {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage}, {"batch", o.batch_size},
+      {"end_steps", o.end_steps}, {"updates_per_stage", o.updates_per_stage},
+      {"few_step_update_factor", o.few_step_update_factor}, {"batch", o.batch_size},
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
       {"pad_to", o.pad_to}, {"flip", o.horizontal_flip}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   diffusion::RunFolder run(o.run.dir, settings,
                            {"method", "objective", "teacher", "data", "start_steps", "end_steps", "updates_per_stage",
-                            "batch", "pad_to", "seed"},
+                            "few_step_update_factor", "batch", "pad_to", "seed"},
                            o.run.resume, o.run.quiet);
   fs::create_directories(run.dir() / "students");
   data::BatchLoader loader(train_set, {o.batch_size, o.run.seed, o.horizontal_flip, o.pad_to});
@@ -143,7 +156,6 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   int64_t stage = -1;
   std::unique_ptr<nn::UNet> teacher, student;
   std::unique_ptr<nn::Adam> adam;
-  auto student_steps = [&](int64_t k) { return o.start_steps >> (k + 1); };
   auto begin_stage = [&](int64_t k) {
     stage = k;
     teacher = std::make_unique<nn::UNet>(config);
@@ -176,8 +188,8 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   int64_t start = 0;
   if (const auto latest = run.latest()) {
     start = latest->first;
-    if (start < total && start % o.updates_per_stage != 0) {  // mid-stage: the student and Adam as they were
-      begin_stage(start / o.updates_per_stage);
+    if (start < total && start != stage_start(stage_of(start + 1))) {  // mid-stage: the student and Adam as they were
+      begin_stage(stage_of(start + 1));
       nn::load_model((latest->second / "model.safetensors").string(), *student);
       const std::string state = (latest->second / "state.safetensors").string();
       const nn::Metadata meta = nn::load_training_state(state, *adam, nullptr);
@@ -190,14 +202,15 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     }
   }
   ProgressiveResult result;
-  for (int64_t k = 0; k < stages && (k + 1) * o.updates_per_stage <= start; ++k)
+  for (int64_t k = 0; k < stages && stage_end[k] <= start; ++k)
     result.students.push_back(student_file(run.dir(), student_steps(k)));
   if (!o.run.quiet)
-    std::printf("distill %s: %s (%s-prediction), %lld -> %lld steps in %lld stages of %lld updates, "
-                "batch %lld, loss %s; %s at step %lld of %lld\n",
+    std::printf("distill %s: %s (%s-prediction), %lld -> %lld steps in %lld stages of %lld updates (x%lld for "
+                "the 2- and 1-step students), batch %lld, loss %s; %s at step %lld of %lld\n",
                 method.c_str(), o.teacher.c_str(), original.spec.prediction.c_str(), static_cast<long long>(o.start_steps),
                 static_cast<long long>(o.end_steps), static_cast<long long>(stages),
-                static_cast<long long>(o.updates_per_stage), static_cast<long long>(o.batch_size),
+                static_cast<long long>(o.updates_per_stage), static_cast<long long>(o.few_step_update_factor),
+                static_cast<long long>(o.batch_size),
                 objective ? objective->settings().dump().c_str() : o.loss.c_str(),
                 start > 0 ? "resuming" : "starting", static_cast<long long>(start), static_cast<long long>(total));
 
@@ -207,13 +220,13 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   nn::LrSchedule lr_schedule;
   lr_schedule.kind = nn::LrSchedule::parse_kind(o.lr_anneal);
   lr_schedule.base_lr = o.lr;
-  lr_schedule.total_steps = o.updates_per_stage;
   double loss_sum = 0;
   std::map<std::string, double> part_sums;
   int64_t window = 0;
   for (int64_t step = start + 1; step <= total; ++step) {
-    if ((step - 1) / o.updates_per_stage != stage) begin_stage((step - 1) / o.updates_per_stage);
-    const int64_t n = student_steps(stage), within = (step - 1) % o.updates_per_stage + 1;
+    if (stage_of(step) != stage) begin_stage(stage_of(step));
+    const int64_t n = student_steps(stage), within = step - stage_start(stage);
+    lr_schedule.total_steps = stage_end[stage] - stage_start(stage);
     const double lr = lr_schedule.at(within - 1);  // the stage's first update at the base rate, as PD's step 0
     adam->set_lr(lr);
     const Tensor x = to_device(loader.next().images, o.run.device);
@@ -244,7 +257,8 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     for (const auto& [name, v] : parts) part_sums[name] += v;
     loss_sum += value;
     ++window;
-    if (step % o.run.log_every == 0 || within == o.updates_per_stage) {
+    const bool stage_done = step == stage_end[stage];
+    if (step % o.run.log_every == 0 || stage_done) {
       char fields[160];
       std::snprintf(fields, sizeof fields, "stage %lld/%lld (%lld -> %lld steps)  loss %.5f  lr %.2e",
                     static_cast<long long>(stage + 1), static_cast<long long>(stages), static_cast<long long>(2 * n),
@@ -260,7 +274,6 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       loss_sum = 0;
       window = 0;
     }
-    const bool stage_done = within == o.updates_per_stage;
     if (stage_done) {  // the stage's student, before the checkpoint that points past it
       const std::string file = student_file(run.dir(), n);
       save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",

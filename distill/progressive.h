@@ -63,6 +63,9 @@ struct ProgressiveOptions {
   int64_t start_steps = 128;  // the teacher's DDIM steps on the trailing grid; the first student has half
   int64_t end_steps = 1;
   int64_t updates_per_stage = 2000;
+  // The 2- and 1-step students' stages train this many times longer: RDD's code trains them with
+  // twice the updates (METHODS.md 4.1); PD uses 1.
+  int64_t few_step_update_factor = 1;
   int64_t batch_size = 64;
   double lr = 1e-4;
   std::string lr_anneal = "linear";  // per stage, to 0: linear (official) or cosine (RDD's PD)

@@ -122,5 +122,29 @@ TEST(Progressive, ResumedRunIsBitIdentical) {
     expect_same_tensors(straight + "/" + file, split + "/" + file);
 }
 
+// RDD's recipe trains the 2- and 1-step students twice as long: 8 -> 4 gets U updates, 4 -> 2 and
+// 2 -> 1 get 2U; a resume in the longer stage lands on the same students.
+TEST(Progressive, FewStepStudentsTrainFewStepFactorTimesLongerAndResume) {
+  const std::string straight = fresh_test_dir("pd_factor"), split = fresh_test_dir("pd_factor_split");
+  ProgressiveOptions o = tiny_pd(straight, 3);
+  o.start_steps = 8;
+  o.few_step_update_factor = 2;
+  o.lr_anneal = "cosine";
+  const ProgressiveResult r = progressive_distillation(o, tiny_images());
+  ASSERT_EQ(r.students.size(), 3u);
+  EXPECT_EQ(stage_losses(straight, 1).size(), 3u);
+  EXPECT_EQ(stage_losses(straight, 2).size(), 6u);
+  EXPECT_EQ(stage_losses(straight, 3).size(), 6u);
+  ProgressiveOptions part = o;
+  part.run.dir = split;
+  part.run.stop_after = 7;  // step 4 of stage 2's 6
+  progressive_distillation(part, tiny_images());
+  part.run.stop_after = 0;
+  part.run.resume = true;
+  progressive_distillation(part, tiny_images());
+  for (const std::string file : {"students/steps-0002.safetensors", "students/steps-0001.safetensors"})
+    expect_same_tensors(straight + "/" + file, split + "/" + file);
+}
+
 }  // namespace
 }  // namespace diffkd::testing
