@@ -3,6 +3,8 @@
 
 #include "bench/bench_util.h"
 #include "tensor/backend.h"
+#include "tensor/cpu/conv_direct.h"
+#include "tensor/cpu/conv_winograd.h"
 
 namespace diffkd::bench {
 namespace {
@@ -119,6 +121,52 @@ void BM_Conv2dCifarKernel(benchmark::State& state) {
 
 BENCHMARK(BM_Conv2dCifarKernel)
     ->ArgsProduct({benchmark::CreateDenseRange(0, 7, 1), {0, 1, 2, 3}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// The rule that picks Winograd F(2x2, 3x3) over the direct kernel (conv.cpp winograd_applies) is
+// measured here: both forward kernels on pre-packed weights (the inference path; training packs
+// per call: 0.3 ms Winograd, 0.08 ms direct at C = O = 256, BM_Conv2dCifarKernel's
+// forward rows), at the CIFAR-10 shapes above and MNIST's training shapes.
+// GFLOP/s are the direct convolution's FLOPs over the time, so the two rows compare as speed.
+constexpr ConvShape kRuleShapes[] = {{8, 128, 32}, {8, 256, 16}, {8, 256, 8}, {8, 256, 4},
+                                     {1, 128, 32}, {1, 256, 16}, {1, 256, 8}, {1, 256, 4},
+                                     {64, 32, 28}, {64, 64, 14}, {64, 128, 7}, {1, 32, 28},
+                                     {1, 64, 14},  {1, 128, 7},  {64, 128, 14}, {8, 128, 14}};
+
+void BM_Conv2dWinogradRule(benchmark::State& state) {
+#if defined(__AVX512F__)
+  const ConvShape s = kRuleShapes[state.range(0)];
+  const bool winograd = state.range(1) == 1;
+  Generator gen(0);
+  const int64_t n = s.batch, c = s.channels, h = s.size;
+  auto floats = [](const Tensor& t) {
+    const std::vector<double> v = t.to_vector();
+    return std::vector<float>(v.begin(), v.end());
+  };
+  const std::vector<float> x = floats(randn({n, c, h, h}, gen));
+  const std::vector<float> w = floats(randn({c, c, 3, 3}, gen)), b = floats(randn({c}, gen));
+  std::vector<float> y(n * c * h * h);
+  std::vector<float> packed(winograd ? cpu_impl::conv::winograd_weight_size(c, c)
+                                     : cpu_impl::conv::packed_weight_direct_size(c, c, 3, 3));
+  if (winograd) cpu_impl::conv::pack_weight_winograd(w.data(), c, c, false, packed.data());
+  else cpu_impl::conv::pack_weight_direct(w.data(), c, c, 3, 3, false, packed.data());
+  for (auto _ : state) {
+    if (winograd)
+      cpu_impl::conv::conv2d_winograd(x.data(), packed.data(), b.data(), y.data(), {n, c, h, h, c, 1, 1});
+    else
+      cpu_impl::conv::conv2d_direct(x.data(), packed.data(), b.data(), y.data(), {n, c, h, h, c, 3, 3, 1, 1});
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_flops(state, 2.0 * n * c * h * h * c * 9);
+  state.SetLabel(std::string(winograd ? "winograd " : "direct ") + shape_label(s));
+#else
+  state.SkipWithError("the direct and Winograd kernels are built with AVX-512 only");
+#endif
+}
+
+BENCHMARK(BM_Conv2dWinogradRule)
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 15, 1), {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -21,6 +21,7 @@
 #include "tensor/cpu/blas.h"
 #include "tensor/cpu/conv_common.h"
 #include "tensor/cpu/conv_direct.h"
+#include "tensor/cpu/conv_winograd.h"
 #include "tensor/cpu/packed_weight_cache.h"
 #include "tensor/cpu/cpu_backend.h"
 #include "tensor/cpu/packed_gemm.h"
@@ -92,6 +93,43 @@ constexpr int kDirectLayout = 1;
 DirectShape direct_shape(const ConvGeometry& g) {
   return {g.n, g.c, g.h, g.w, g.o, g.kh, g.kw, g.p.pad_h, g.p.pad_w, g.p.stride_h};
 }
+
+// Winograd F(2x2, 3x3) (conv_winograd.h) instead of the direct kernel, by the rule measured with
+// BM_Conv2dWinogradRule (bench/RESULTS.md): 3x3 stride 1 with at least 128 input and output
+// channels (below, its transforms cost more than the 2.25x fewer multiplies save: MNIST's 32-128
+// channel convs run 1.0-2.5x slower on it), at least 64 tiles of 2x2 outputs (2 GEMM panels; a
+// batch-1 8x8 or 4x4 map leaves most of its one panel empty: 0.8x and 0.25x), at most 20% of
+// the tiles' outputs outside the map (odd sizes: 7x7 was 0.9-1.0x), and rows that the direct
+// kernel does not cut into full 14-column strips: with those it runs at 87-90% of the peak and
+// wins (c128 14x14: Winograd 0.83x at 2 threads), where at 32, 16 and 8 columns (strips of 11,
+// 8 and 8) Winograd is 1.2-1.7x faster.
+bool winograd_applies(const ConvGeometry& g) {
+  if (g.kh != 3 || g.kw != 3 || g.p.stride_h != 1 || g.p.stride_w != 1 || g.c < 128 || g.o < 128) return false;
+  if (g.p.pad_h > 2 || g.p.pad_w > 2 || g.ow % 14 == 0) return false;
+  const int64_t th = (g.oh + 1) / 2, tw = (g.ow + 1) / 2;
+  return g.n * th * tw >= 64 && 4 * th * tw * 5 <= 6 * g.oh * g.ow;
+}
+
+constexpr int kWinogradLayout = 2;  // the packed-weight cache's name for pack_weight_winograd's
+
+WinogradShape winograd_shape(const ConvGeometry& g) {
+  return {g.n, g.c, g.h, g.w, g.o, g.p.pad_h, g.p.pad_w};
+}
+// A conv's packed weight: from the packed-weight cache when the caller reuses the weight across
+// calls (inference; `cached` keeps that copy alive for the call), else packed afresh into this
+// thread's scratch.
+template <typename Pack>
+const float* packed_weight(const Tensor& w, bool reuse, int layout, size_t floats, Pack&& pack,
+                           std::shared_ptr<const std::vector<float>>& cached) {
+  if (reuse) {
+    cached = cpu_impl::packed_weight_cache().get(w, layout, floats, pack);
+    return cached->data();
+  }
+  thread_local Scratch weight_scratch;
+  float* buffer = weight_scratch.get(floats);
+  pack(buffer);
+  return buffer;
+}
 #endif
 
 }  // namespace
@@ -104,22 +142,25 @@ void CpuBackend::conv2d_forward(const Tensor& x_in, const Tensor& w_in, const Te
   const ConvGeometry g = geometry(x, w, y, p);
   const Grouping grp = grouping(g);
 #if defined(__AVX512F__)
-  if (x.dtype() == DType::F32 && direct_applies(g)) {
-    // Read without advancing the weight's version, which keys the packed-weight cache.
-    const float* wp = w.data_for_reading<float>();
-    const size_t floats = packed_weight_direct_size(g.o, g.c, g.kh, g.kw);
-    const auto pack = [&](float* dst) { pack_weight_direct(wp, g.o, g.c, g.kh, g.kw, false, dst); };
+  if (x.dtype() == DType::F32 && winograd_applies(g)) {
+    const float* wp = w.data_for_reading<float>();  // without advancing its version (the cache key)
     std::shared_ptr<const std::vector<float>> cached;
-    const float* packed_w;
-    if (p.reuse_packed_weight && w_in.is_contiguous()) {
-      cached = cpu_impl::packed_weight_cache().get(w, kDirectLayout, floats, pack);
-      packed_w = cached->data();
-    } else {
-      thread_local Scratch weight_scratch;
-      float* buffer = weight_scratch.get(floats);
-      pack(buffer);
-      packed_w = buffer;
-    }
+    const float* packed_w = packed_weight(
+        w, p.reuse_packed_weight && w_in.is_contiguous(), kWinogradLayout,
+        winograd_weight_size(g.o, g.c),
+        [&](float* dst) { pack_weight_winograd(wp, g.o, g.c, false, dst); }, cached);
+    conv2d_winograd(x.data_for_reading<float>(), packed_w,
+                    bias.defined() ? bias.data_for_reading<float>() : nullptr, y.data<float>(),
+                    winograd_shape(g));
+    return;
+  }
+  if (x.dtype() == DType::F32 && direct_applies(g)) {
+    const float* wp = w.data_for_reading<float>();  // without advancing its version (the cache key)
+    std::shared_ptr<const std::vector<float>> cached;
+    const float* packed_w = packed_weight(
+        w, p.reuse_packed_weight && w_in.is_contiguous(), kDirectLayout,
+        packed_weight_direct_size(g.o, g.c, g.kh, g.kw),
+        [&](float* dst) { pack_weight_direct(wp, g.o, g.c, g.kh, g.kw, false, dst); }, cached);
     conv2d_direct(x.data_for_reading<float>(), packed_w,
                   bias.defined() ? bias.data_for_reading<float>() : nullptr, y.data<float>(),
                   direct_shape(g));
@@ -168,6 +209,14 @@ void CpuBackend::conv2d_backward_input(const Tensor& gy_in, const Tensor& w_in, 
     // The transposed, flipped kernel is packed straight from w (no intermediate copy).
     const ConvGeometry gt = geometry(gy, w, gx, {1, 1, kh - 1 - p.pad_h, kw - 1 - p.pad_w});
     const ConvGeometry transposed{gt.n, gt.c, gt.h, gt.w, w.size(1), kh, kw, gt.oh, gt.ow, gt.p};
+    if (gx.dtype() == DType::F32 && winograd_applies(transposed)) {
+      thread_local Scratch weight_scratch;
+      float* packed_w = weight_scratch.get(winograd_weight_size(w.size(1), w.size(0)));
+      pack_weight_winograd(w.data_for_reading<float>(), w.size(1), w.size(0), true, packed_w);
+      conv2d_winograd(gy.data_for_reading<float>(), packed_w, nullptr, gx.data<float>(),
+                      winograd_shape(transposed));
+      return;
+    }
     if (gx.dtype() == DType::F32 && direct_applies(transposed)) {
       thread_local Scratch weight_scratch;
       float* packed_w = weight_scratch.get(packed_weight_direct_size(w.size(1), w.size(0), kh, kw));

@@ -2,7 +2,8 @@
 // panel im2col for other strides, grouped backward-weight) against the same convolution in f64
 // (the Eigen path), on geometries that exercise every edge: channel counts that are not
 // multiples of the 12-row tile, pixel counts that are not multiples of the 32-column panel,
-// strides 1 and 2 (the direct kernels at both), 1x1 and 4x4 kernels, padding 0 to 2.
+// strides 1 and 2 (the direct kernels at both), 1x1 and 4x4 kernels, padding 0 to 2, and the
+// shapes conv.cpp sends to Winograd.
 
 #include <gtest/gtest.h>
 
@@ -74,6 +75,11 @@ INSTANTIATE_TEST_SUITE_P(
                       // strips of 8), odd output rows and columns, a 14-column strip, 1x1 and
                       // 4x4 kernels, a partial channel block.
                       ConvShape{"n1_c32_h32_w32_o32_k3_s2_p1", {1, 32, 32, 32}, {32, 32, 3, 3}, 2, 1},
+                      // Winograd F(2x2, 3x3) (forward and input gradient; >= 128 channels, >= 64
+                      // tiles): 64 tiles of one image; 90 tiles over 3 images with channel counts
+                      // off the 12-row block.
+                      ConvShape{"n1_c128_h16_w16_o128_k3_s1_p1", {1, 128, 16, 16}, {128, 128, 3, 3}, 1, 1},
+                      ConvShape{"n3_c130_h10_w12_o140_k3_s1_p1", {3, 130, 10, 12}, {140, 130, 3, 3}, 1, 1},
                       ConvShape{"n2_c16_h9_w8_o20_k3_s2_p1", {2, 16, 9, 8}, {20, 16, 3, 3}, 2, 1},
                       ConvShape{"n2_c24_h8_w8_o48_k3_s2_p1", {2, 24, 8, 8}, {48, 24, 3, 3}, 2, 1},
                       ConvShape{"n1_c20_h30_w30_o32_k3_s2_p0", {1, 20, 30, 30}, {32, 20, 3, 3}, 2, 0},
