@@ -9,6 +9,7 @@
 
 #include "apps/commands.h"
 #include "diffkd_version.h"
+#include "dist/communicator.h"
 #include "tensor/error.h"
 
 int main(int argc, char** argv) {
@@ -49,13 +50,26 @@ int main(int argc, char** argv) {
   }
   if (threads > 0) omp_set_num_threads(threads);
   diffkd::apps::set_device_flag(device);
+  // Under mpirun an error on one rank would leave the others waiting in a collective: it ends
+  // them all, after saying which rank failed.
+  std::string rank_label;
+  const auto failed = [&](const char* kind, const char* what, int code) {
+    std::fprintf(stderr, "diffkd: %s%s: %s\n", kind, rank_label.c_str(), what);
+    diffkd::dist::abort_all(code);
+    return code;
+  };
   try {
+    diffkd::dist::Communicator& world = diffkd::dist::world();
+    if (world.size() > 1) {
+      rank_label = " (rank " + std::to_string(world.rank()) + " of " + std::to_string(world.size()) + ")";
+      const std::string command = app.get_subcommands().front()->get_name();
+      DK_CHECK(command == "train", command,
+               " runs in one process; of the commands only train runs data-parallel under mpirun so far");
+    }
     return diffkd::apps::run_selected(app);
   } catch (const diffkd::Error& e) {
-    std::fprintf(stderr, "diffkd: error: %s\n", e.what());
-    return 1;
+    return failed("error", e.what(), 1);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "diffkd: internal error: %s\n", e.what());
-    return 2;
+    return failed("internal error", e.what(), 2);
   }
 }

@@ -6,6 +6,7 @@
 #include "apps/commands.h"
 #include "data/registry.h"
 #include "diffusion/trainer.h"
+#include "dist/communicator.h"
 #include "nn/presets.h"
 
 namespace diffkd::apps {
@@ -24,13 +25,14 @@ int run_train() {
     const int64_t model_size = nn::load_unet_config(options.model).image_size;
     options.pad_to = train_set.height == train_set.width && train_set.height < model_size ? model_size : 0;
   }
-  std::printf("data: %s, %lld images of %lldx%lldx%lld%s%s\n", train_set.source.c_str(),
-              static_cast<long long>(train_set.count), static_cast<long long>(train_set.channels),
-              static_cast<long long>(train_set.height), static_cast<long long>(train_set.width),
-              options.pad_to > 0 ? (", zero-padded to " + std::to_string(options.pad_to)).c_str() : "",
-              options.horizontal_flip ? ", random horizontal flips" : "");
+  if (dist::world().rank() == 0)  // under mpirun, rank 0 speaks for all
+    std::printf("data: %s, %lld images of %lldx%lldx%lld%s%s\n", train_set.source.c_str(),
+                static_cast<long long>(train_set.count), static_cast<long long>(train_set.channels),
+                static_cast<long long>(train_set.height), static_cast<long long>(train_set.width),
+                options.pad_to > 0 ? (", zero-padded to " + std::to_string(options.pad_to)).c_str() : "",
+                options.horizontal_flip ? ", random horizontal flips" : "");
   options.device = selected_device();
-  if (options.device.type != DeviceType::CPU) std::printf("device: %s\n", options.device.str().c_str());
+  if (options.device.type != DeviceType::CPU && dist::world().rank() == 0) std::printf("device: %s\n", options.device.str().c_str());
   const diffusion::TrainResult r = diffusion::train_diffusion(options, train_set);
   return r.interrupted ? 130 : 0;
 }

@@ -73,17 +73,19 @@ void BatchLoader::seek(const LoaderPosition& p) {
   position_ = p;
 }
 
-BatchLoader::Batch BatchLoader::next() {
+BatchLoader::Batch BatchLoader::next(int64_t first, int64_t count) {
+  DK_CHECK(first >= 0 && count >= 0 && first + count <= options_.batch_size, "loader: rows [", first,
+           ", ", first + count, ") of a batch of ", options_.batch_size);
   if (position_.index + options_.batch_size > dataset_.count) position_ = {position_.epoch + 1, 0};
   if (order_epoch_ != position_.epoch) shuffle_for(position_.epoch);
-  const int64_t b = options_.batch_size, side = image_size(), c = dataset_.channels;
+  const int64_t b = count, side = image_size(), c = dataset_.channels;
   Batch batch;
   batch.images = Tensor::empty({b, c, side, side});
   float* out = batch.images.data<float>();
   std::vector<double> labels;
   const uint64_t flip_key = options_.seed ^ (kFlipStream * 0x9E3779B97F4A7C15ull);
   for (int64_t k = 0; k < b; ++k) {
-    const int64_t slot = position_.index + k;
+    const int64_t slot = position_.index + first + k;
     const int64_t i = order_[slot];
     const uint64_t draw = static_cast<uint64_t>(position_.epoch) * dataset_.count + slot;
     const bool flip = options_.horizontal_flip && philox::uniform_at(flip_key, 0, draw) < 0.5;
@@ -91,7 +93,7 @@ BatchLoader::Batch BatchLoader::next() {
     if (!dataset_.labels.empty()) labels.push_back(static_cast<double>(dataset_.labels[i]));
   }
   if (!labels.empty()) batch.labels = from_vector(labels, {b}, DType::I64);
-  position_.index += b;
+  position_.index += options_.batch_size;
   return batch;
 }
 

@@ -32,7 +32,10 @@ class BatchLoader {
   struct Batch {
     Tensor images, labels;
   };
-  Batch next();
+  Batch next() { return next(0, options_.batch_size); }
+  // Rows [first, first + count) of the next full batch, advancing past all of it: each rank of a
+  // data-parallel run reads its own slice of the same global batches (dist/data_parallel.h).
+  Batch next(int64_t first, int64_t count);
   LoaderPosition position() const { return position_; }
   void seek(const LoaderPosition& p);
   int64_t batches_per_epoch() const { return dataset_.count / options_.batch_size; }

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "data/image_io.h"
 #include "data/loader.h"
@@ -19,6 +21,7 @@
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
 #include "diffusion/sampler.h"
+#include "dist/data_parallel.h"
 #include "nn/atomic_file.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
@@ -83,11 +86,19 @@ nn::UNet& moved_to(nn::UNet& net, Device device) {
   return net;
 }
 
+// Data-parallel runs (dist/): every rank trains the same model on its slice of each global batch
+// and the gradients are summed before identical optimiser steps; rank 0 alone owns the run folder
+// (prints, checkpoints, samples, metrics). Draws are keyed by the global image index, so the run
+// does not depend on the number of ranks beyond float rounding, and may resume on another one.
 class Run {
  public:
   Run(const TrainOptions& o, const data::ImageDataset& data)
-      : o_(o), dir_(o.run_dir), config_(nn::load_unet_config(o.model)),
-        folder_(o.run_dir, run_settings(o, config_), kFixedSettings, o.resume, o.quiet), net_(config_, o.seed),
+      : o_(o), comm_(dist::world()), lead_(comm_.rank() == 0), quiet_(o.quiet || !lead_),
+        dir_(o.run_dir), config_(nn::load_unet_config(o.model)),
+        folder_(lead_ ? std::optional<RunFolder>(std::in_place, o.run_dir, run_settings(o, config_),
+                                                  kFixedSettings, o.resume, o.quiet)
+                      : std::nullopt),
+        net_(config_, o.seed),
         schedule_(NoiseSchedule::named(o.schedule, o.timesteps)),
         prediction_(parse_prediction(o.prediction)),
         loss_kind_(parse_loss(o.loss.empty() ? o.prediction : o.loss)),
@@ -103,7 +114,10 @@ class Run {
     schedule_lr_.base_lr = o.lr;
     schedule_lr_.warmup_steps = o.warmup;
     schedule_lr_.total_steps = o.steps;
-    fs::create_directories(dir_ / "samples");
+    DK_CHECK(o.batch_size >= comm_.size(), "train: --batch ", o.batch_size, " is smaller than the ",
+             comm_.size(), " ranks (each rank needs at least one image of every batch)");
+    shard_ = dist::shard_of(o.batch_size, comm_.rank(), comm_.size());
+    if (lead_) fs::create_directories(dir_ / "samples");
   }
 
   TrainResult run();
@@ -114,7 +128,7 @@ class Run {
     h.lr = o_.lr;
     return h;
   }
-  double train_step(int64_t step);
+  double train_step(int64_t step, bool& stop, const InterruptGuard& interrupt);
   void save_checkpoint(int64_t step);
   int64_t restore();
   void write_samples(int64_t step);
@@ -122,9 +136,13 @@ class Run {
   nn::Metadata model_metadata(int64_t step) const;
 
   const TrainOptions& o_;
+  dist::Communicator& comm_;
+  bool lead_;   // rank 0: the one that writes
+  bool quiet_;  // no progress lines: asked for, or not rank 0
+  dist::BatchShard shard_;
   fs::path dir_;
   nn::UNetConfig config_;
-  RunFolder folder_;
+  std::optional<RunFolder> folder_;  // rank 0 only
   nn::UNet net_;
   NoiseSchedule schedule_;
   Prediction prediction_;
@@ -142,10 +160,13 @@ class Run {
   }
 };
 
-double Run::train_step(int64_t step) {
-  data::BatchLoader::Batch batch = loader_.next();
+// One step's forward and backward on this rank's slice; returns the loss of the global batch
+// (the ranks' means weighted by their rows). With several ranks it also sets `stop` when any rank
+// was interrupted (all of them must stop after the same step).
+double Run::train_step(int64_t step, bool& stop, const InterruptGuard& interrupt) {
+  data::BatchLoader::Batch batch = loader_.next(shard_.first, shard_.count);
   batch.images = to_device(batch.images, o_.device);
-  const int64_t b = o_.batch_size, first = (step - 1) * b;
+  const int64_t b = shard_.count, first = (step - 1) * o_.batch_size + shard_.first;
   std::vector<int64_t> t(b);
   for (int64_t i = 0; i < b; ++i)  // t ~ U{0, ..., T-1}, keyed by (seed, step, i)
     t[i] = std::min<int64_t>(o_.timesteps - 1,
@@ -157,11 +178,20 @@ double Run::train_step(int64_t step) {
   const Tensor out = net_.forward(x_t, model_time(schedule_, t));
   LossInputs inputs{out, batch.images, eps, x_t, c, &schedule_, t};
   Tensor loss = diffusion_loss(loss_kind_, prediction_, inputs);
-  const double value = loss.item();
+  double value = loss.item();
+  if (comm_.size() > 1) {  // one small all-reduce: the global loss and the stop flag together
+    Tensor scalars = Tensor::empty({2}, DType::F64);
+    scalars.data<double>()[0] = value * shard_.weight();
+    scalars.data<double>()[1] = interrupt.requested() ? 1.0 : 0.0;
+    comm_.all_reduce_sum(scalars);
+    value = scalars.data<double>()[0];
+    stop = scalars.data<double>()[1] > 0;
+  }
   DK_CHECK(std::isfinite(value), "train: step ", step, ": the loss is ", value,
            "; stopping. The last good checkpoint is in ", (dir_ / "checkpoints").string(),
            " (resume with --resume, perhaps with a lower --lr)");
   loss.backward();
+  dist::all_reduce_gradients(net_.parameters(), shard_.weight(), comm_);
   return value;
 }
 
@@ -172,7 +202,8 @@ nn::Metadata Run::model_metadata(int64_t step) const {
 }
 
 void Run::save_checkpoint(int64_t step) {
-  const fs::path folder = folder_.checkpoint_folder(step);
+  if (!lead_) return;
+  const fs::path folder = folder_->checkpoint_folder(step);
   nn::save_model((folder / "model.safetensors").string(), net_, config_.to_json(), model_metadata(step));
   nn::UNet ema_net(config_);
   ema_.copy_to(ema_net);
@@ -184,17 +215,28 @@ void Run::save_checkpoint(int64_t step) {
                            {"loader_index", std::to_string(pos.index)},
                            {"dropout_seed", std::to_string(default_generator().seed)},
                            {"dropout_offset", std::to_string(default_generator().offset)},
-                           {"train_seconds", std::to_string(train_seconds())}});
-  folder_.checkpoint_done(step, o_.keep_last);
-  folder_.write_loss_chart("training loss (" + o_.model + ")");
+                           {"train_seconds", std::to_string(train_seconds())},
+                           {"world_size", std::to_string(comm_.size())}});
+  folder_->checkpoint_done(step, o_.keep_last);
+  folder_->write_loss_chart("training loss (" + o_.model + ")");
 }
 
 // Restores the newest checkpoint; returns its step (0 when starting fresh).
 int64_t Run::restore() {
   default_generator() = Generator(o_.seed ^ kDropoutStream);  // dropout masks start from the seed
-  const auto latest = folder_.latest();
-  if (!latest) return 0;
-  const fs::path& folder = latest->second;
+  Generator& dropout = default_generator();
+  if (comm_.size() > 1) std::tie(dropout.shard_first, dropout.shard_count, dropout.shard_rows) =
+      std::tuple(shard_.first, shard_.count, shard_.total);
+  // Rank 0 finds the checkpoint; every rank reads it (the run folder is on a filesystem all
+  // ranks see: one machine, or a shared one).
+  std::string latest;
+  if (lead_ && folder_->latest()) latest = folder_->latest()->second.string();
+  latest = comm_.broadcast_string(latest);
+  if (latest.empty()) {
+    dist::broadcast_tensors(net_.parameters(), comm_);  // rank 0's initial weights everywhere
+    return 0;
+  }
+  const fs::path folder = latest;
   nn::load_model((folder / "model.safetensors").string(), net_);
   const std::string state_path = (folder / "state.safetensors").string();
   const nn::Metadata meta = nn::load_training_state(state_path, adam_, &ema_);
@@ -203,10 +245,17 @@ int64_t Run::restore() {
   default_generator().offset = static_cast<uint64_t>(nn::metadata_int(meta, "dropout_offset", state_path));
   // Checkpoints from before the time was recorded count as 0 s.
   if (meta.count("train_seconds")) earlier_seconds_ = nn::metadata_int(meta, "train_seconds", state_path);
+  // The data position and every draw are global: another number of ranks continues the same run
+  // (up to float rounding). Checkpoints from before it was recorded were single-process.
+  const int64_t saved_world = meta.count("world_size") ? nn::metadata_int(meta, "world_size", state_path) : 1;
+  if (saved_world != comm_.size() && !quiet_)
+    std::printf("train: the checkpoint was written by %lld rank(s), resuming on %d; the global batch and "
+                "the data position are the same\n", static_cast<long long>(saved_world), comm_.size());
   return nn::metadata_int(meta, "step", state_path);
 }
 
 void Run::write_samples(int64_t step) {
+  if (!lead_) return;
   nn::UNet ema_net(config_);
   ema_net.to(o_.device);
   ema_.copy_to(ema_net);
@@ -225,6 +274,7 @@ void Run::write_samples(int64_t step) {
 }
 
 void Run::finish(int64_t step) {
+  if (!lead_) return;
   nn::save_model((dir_ / "model-raw.safetensors").string(), net_, config_.to_json(), model_metadata(step));
   nn::UNet ema_net(config_);
   ema_.copy_to(ema_net);
@@ -235,13 +285,15 @@ TrainResult Run::run() {
   const int64_t start = restore();
   TrainResult result;
   result.step = start;
-  if (!o_.quiet)
-    std::printf("train: %s (%lld parameters) on %s, %s schedule T=%lld, %s-prediction, batch %lld, "
+  if (!quiet_)
+    std::printf("train: %s (%lld parameters) on %s, %s schedule T=%lld, %s-prediction, batch %lld%s, "
                 "%s from step %lld to %lld\n",
                 o_.model.c_str(), static_cast<long long>(net_.parameter_count()), o_.dataset.c_str(),
                 o_.schedule.c_str(), static_cast<long long>(o_.timesteps), o_.prediction.c_str(),
-                static_cast<long long>(o_.batch_size), start > 0 ? "resuming" : "starting",
-                static_cast<long long>(start), static_cast<long long>(o_.steps));
+                static_cast<long long>(o_.batch_size),
+                comm_.size() > 1 ? (" split over " + comm_.name()).c_str() : "",
+                start > 0 ? "resuming" : "starting", static_cast<long long>(start),
+                static_cast<long long>(o_.steps));
   const InterruptGuard interrupt;
   const auto t0 = std::chrono::steady_clock::now();
   ProgressLine progress(o_.steps);
@@ -250,7 +302,8 @@ TrainResult Run::run() {
   for (int64_t step = start + 1; step <= o_.steps; ++step) {
     const double lr = schedule_lr_.at(step);
     adam_.set_lr(lr);
-    const double loss = train_step(step);
+    bool stop = false;
+    const double loss = train_step(step, stop, interrupt);
     // The norm is measured even without clipping (an infinite limit scales nothing): a finite
     // loss can still give non-finite gradients, which would poison the weights and every later
     // checkpoint.
@@ -268,22 +321,22 @@ TrainResult Run::run() {
     if (step % o_.log_every == 0 || step == o_.steps) {
       char fields[64];
       std::snprintf(fields, sizeof fields, "loss %.5f  lr %.2e", loss_sum / window_steps, lr);
-      const double rate = progress.report(step, window_steps, fields, o_.quiet);
-      folder_.log_metrics(step, {{"loss", loss_sum / window_steps}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
+      const double rate = progress.report(step, window_steps, fields, quiet_);
+      if (lead_) folder_->log_metrics(step, {{"loss", loss_sum / window_steps}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
       window_steps = 0;
       loss_sum = 0;
     }
-    const bool stop = interrupt.requested();
+    if (comm_.size() == 1) stop = interrupt.requested();
     if (step % o_.checkpoint_every == 0 || step == o_.steps || stop) save_checkpoint(step);
     if (o_.sample_every > 0 && (step % o_.sample_every == 0 || step == o_.steps)) write_samples(step);
     if (stop) {
-      if (!o_.quiet) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
+      if (!quiet_) std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
       result.interrupted = true;
       break;
     }
   }
   if (!result.interrupted && result.step == o_.steps) finish(result.step);
-  if (!o_.quiet && !result.interrupted)
+  if (!quiet_ && !result.interrupted)
     std::printf("train: done at step %lld in %s (%s in all, across resumes); EMA model in %s\n",
                 static_cast<long long>(result.step),
                 format_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()).c_str(),

@@ -10,6 +10,7 @@ packages=(
   libopenblas0-openmp      # optimised GEMM (loaded at run time), OpenMP build: no oversubscription
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
+  openmpi-bin libopenmpi-dev   # data-parallel runs: mpirun -np N diffkd train (dist/)
   python3-torch python3-numpy   # reference goldens and comparison benchmarks only
   dataset-fashion-mnist    # the second dataset (IDX .gz in /usr/share/datasets/fashion-mnist)
   openssl                  # checks the MNIST download's hash

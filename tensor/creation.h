@@ -16,6 +16,12 @@ struct Generator {
   uint64_t seed = 0;
   uint64_t offset = 0;  // next unused counter block
 
+  // Data-parallel runs (dist/data_parallel.h): this process holds rows [shard_first, shard_first
+  // + shard_count) of batches of shard_rows rows (0: not sharded). A batch-shaped draw (dropout)
+  // then reserves the counters of the whole batch and takes its rows' share, so the masks, like
+  // the generator's state, do not depend on the number of ranks.
+  int64_t shard_first = 0, shard_count = 0, shard_rows = 0;
+
   explicit Generator(uint64_t s = 0) : seed(s) {}
   // Reserves the counter blocks of an n-element draw; returns the first.
   uint64_t reserve(int64_t n);
