@@ -80,7 +80,7 @@ void all_reduce_gradients(const TensorList& params, double weight, Communicator&
 void broadcast_tensors(const TensorList& tensors, Communicator& comm) {
   if (comm.size() == 1) return;
   for (const Tensor& t : tensors) {
-    DK_CHECK(t.is_contiguous(), "broadcast_tensors: tensor of shape ", t.numel(), " is not contiguous");
+    DK_CHECK(t.is_contiguous(), "broadcast_tensors: a tensor of ", t.numel(), " elements is not contiguous");
     Tensor host = t.device().type == DeviceType::CPU ? t : Tensor::empty(t.shape(), t.dtype(), cpu());
     if (t.device().type != DeviceType::CPU) copy_tensor(t, host);
     comm.broadcast(host.raw_data(), t.numel() * static_cast<int64_t>(itemsize(t.dtype())), 0);

@@ -226,22 +226,30 @@ TEST(MpiTrain, TwoRanksTrainWhatOneProcessTrainsAndResumeOnAnotherWorldSize) {
   fs::remove_all(dir);
 }
 
+// Runs `arguments` on 2 ranks; whether it failed with `expected` in its error output.
+bool fails_on_two_ranks_with(const std::string& arguments, const std::string& expected) {
+  const fs::path err = fs::path(::testing::TempDir()) / "mpi.err";
+  const bool failed = std::system((mpirun_command() + " " + DIFFKD_CLI_PATH + " " + arguments +
+                                   " > /dev/null 2> " + err.string()).c_str()) != 0;
+  std::FILE* f = std::fopen(err.c_str(), "r");
+  char line[512] = {0};
+  bool found = false;
+  while (f != nullptr && std::fgets(line, sizeof line, f))
+    found = found || std::string(line).find(expected) != std::string::npos;
+  if (f != nullptr) std::fclose(f);
+  fs::remove(err);
+  return failed && found;
+}
+
 TEST(MpiTrain, CommandsThatRunInOneProcessRefuseSeveralRanks) {
   const std::string why = mpi_unavailable();
   if (!why.empty()) GTEST_SKIP() << why;
-  const fs::path err = fs::path(::testing::TempDir()) / "mpi-sample.err";
-  EXPECT_NE(std::system((mpirun_command() + " " + DIFFKD_CLI_PATH + " sample --model x.safetensors > /dev/null 2> " + err.string())
-                            .c_str()),
-            0);
-  std::FILE* f = std::fopen(err.c_str(), "r");
-  ASSERT_NE(f, nullptr);
-  char line[512] = {0};
-  bool found = false;
-  while (std::fgets(line, sizeof line, f))
-    found = found || std::string(line).find("sample runs in one process") != std::string::npos;
-  std::fclose(f);
-  EXPECT_TRUE(found);
-  fs::remove(err);
+  EXPECT_TRUE(fails_on_two_ranks_with("sample --model x.safetensors", "sample runs in one process"));
+  const fs::path dir = fs::path(::testing::TempDir()) / "mpi-batch";
+  EXPECT_TRUE(fails_on_two_ranks_with(std::string("train --data synthetic --model ") + DIFFKD_TEST_CONFIGS +
+                                          "/tiny-unet-28.json --batch 1 --run-dir " + dir.string(),
+                                      "--batch 1 is smaller than the 2 ranks"));
+  fs::remove_all(dir);
 }
 
 }  // namespace
