@@ -17,6 +17,7 @@
 #include "distill/presets.h"
 #include "distill/progressive.h"
 #include "distill/rdd.h"
+#include "dist/communicator.h"
 #include "eval/classifier_eval.h"
 
 namespace diffkd::apps {
@@ -123,6 +124,9 @@ void apply_preset() {
   distill::check_model_fits(who, opts.method == "rdd" ? opts.from : opts.teacher, preset.model_flag, fit);
 }
 
+// Under mpirun rank 0 speaks for all (every rank runs the method; dist/).
+bool lead() { return dist::world().rank() == 0; }
+
 // The run-control flags every method shares.
 diffusion::RunControl run_control(const std::string& dir) {
   diffusion::RunControl r;
@@ -133,6 +137,7 @@ diffusion::RunControl run_control(const std::string& dir) {
   r.keep_last = opts.keep_last;
   r.resume = opts.resume;
   r.device = selected_device();
+  r.quiet = !lead();
   return r;
 }
 
@@ -154,6 +159,7 @@ int run_distill() {
     p.batch_size = opts.gen_batch;
     p.seed = opts.seed;
     p.device = device;
+    p.quiet = !lead();
     distill::generate_pairs(p);
     distill::StudentOptions s;
     s.teacher = opts.teacher;
@@ -169,7 +175,7 @@ int run_distill() {
     s.ema = opts.ema;
     s.eval_every = opts.eval_every;
     const distill::StudentResult r = distill::train_denoising_student(s);
-    if (!r.interrupted)
+    if (!r.interrupted && lead())
       std::printf("distill student: the one-step student (best held-out loss %.5f) is %s\n", r.best_held_out_loss,
                   r.model.c_str());
     return r.interrupted ? 130 : 0;
@@ -186,6 +192,7 @@ int run_distill() {
     t.quantise_noise = !opts.no_quantise_noise;
     t.seed = opts.seed;
     t.device = device;
+    t.quiet = !lead();
     distill::generate_trajectories(t);
     distill::AdvKdOptions a;
     a.teacher = opts.teacher;
@@ -201,7 +208,7 @@ int run_distill() {
     a.adversarial.clip = opts.clip;
     a.adversarial.d_batch = opts.d_batch;
     const distill::AdvKdResult r = distill::train_advkd(a);
-    if (!r.interrupted) std::printf("distill advkd: the generator is %s (one pass per image)\n", r.model.c_str());
+    if (!r.interrupted && lead()) std::printf("distill advkd: the generator is %s (one pass per image)\n", r.model.c_str());
     return r.interrupted ? 130 : 0;
   }
   if (opts.method == "dkdm") {  // data-free: no dataset is opened
@@ -216,7 +223,7 @@ int run_distill() {
     d.lr = opts.lr;
     d.ema = command->get_option("--ema")->count() ? opts.ema : (opts.preset == "mnist" ? 0.999 : opts.ema);
     const distill::DkdmResult r = distill::dkdm_distillation(d);
-    if (!r.interrupted)
+    if (!r.interrupted && lead())
       std::printf("distill dkdm: the student (EMA) is %s; pool of %lld states (%lld teacher evaluations to prepare)\n",
                   r.model.c_str(), static_cast<long long>(r.pool_size), static_cast<long long>(r.teacher_evaluations));
     return r.interrupted ? 130 : 0;
@@ -245,8 +252,9 @@ int run_distill() {
   if (rdd) {
     distill::RddOptions r;
     r.feature_net = opts.feature_net.empty() ? run_dir + "/feature-net.safetensors" : opts.feature_net;
-    if (opts.feature_net.empty() && !std::filesystem::exists(r.feature_net)) {
-      // RDD's own feature network: a classifier on [-1, 1] images, never the evaluation one.
+    if (opts.feature_net.empty() && !std::filesystem::exists(r.feature_net) && lead()) {
+      // RDD's own feature network: a classifier on [-1, 1] images, never the evaluation one
+      // (trained by rank 0 alone; the other ranks wait for the file).
       std::printf("distill rdd: training the feature network %s (train-classifier, seed 2, 2 epochs)\n",
                   r.feature_net.c_str());
       std::filesystem::create_directories(run_dir);
@@ -255,6 +263,7 @@ int run_distill() {
       c.seed = 2;
       eval::train_classifier(train_set, data::load_dataset(opts.data, data::Split::Test), c, r.feature_net);
     }
+    dist::world().barrier();
     r.weights.pd = opts.pd_weight;
     r.weights.tau_cfd = opts.tau_cfd;
     r.weights.tau_isp2p = opts.tau_isp2p;
@@ -270,7 +279,7 @@ int run_distill() {
     objective = std::make_unique<distill::RddObjective>(r);
   }
   const distill::ProgressiveResult r = distill::progressive_distillation(p, train_set, objective.get());
-  if (!r.interrupted && !r.students.empty())
+  if (!r.interrupted && !r.students.empty() && lead())
     std::printf("distill %s: students %s ... %s (each samples with its own steps by default)\n", opts.method.c_str(),
                 r.students.front().c_str(), r.students.back().c_str());
   return r.interrupted ? 130 : 0;

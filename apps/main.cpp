@@ -3,14 +3,35 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
+#include <sstream>
 #include <string>
+#include <vector>
 #include <omp.h>
 
 #include "apps/commands.h"
 #include "diffkd_version.h"
 #include "dist/communicator.h"
 #include "tensor/error.h"
+
+namespace {
+
+// One GPU per rank: the rank's index on its machine picks one of the GPUs CUDA_VISIBLE_DEVICES
+// lists (all of them when unset), before the CUDA runtime starts. A rank past the GPUs sees none
+// and `--device cuda` says so.
+void pick_gpu_of_local_rank(int local_rank) {
+  std::vector<std::string> visible;
+  if (const char* list = std::getenv("CUDA_VISIBLE_DEVICES")) {
+    std::stringstream in(list);
+    for (std::string id; std::getline(in, id, ',');) visible.push_back(id);
+  }
+  const std::string mine = visible.empty() ? std::to_string(local_rank)
+                           : local_rank < static_cast<int>(visible.size()) ? visible[local_rank] : "-1";
+  setenv("CUDA_VISIBLE_DEVICES", mine.c_str(), 1);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines reach a log file as they happen
@@ -24,7 +45,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   std::string device = "auto";
   app.add_option("--device", device,
-                 "where models run: auto (cuda when a GPU is usable, else cpu), cpu, cuda (one GPU per process: pick it with CUDA_VISIBLE_DEVICES)")
+                 "where models run: auto (cuda when a GPU is usable, else cpu), cpu, cuda (one GPU per process: pick it with CUDA_VISIBLE_DEVICES; under mpirun each rank takes its own)")
       ->capture_default_str();
   diffkd::apps::add_demo_command(app);
   diffkd::apps::add_info_command(app);
@@ -63,8 +84,9 @@ int main(int argc, char** argv) {
     if (world.size() > 1) {
       rank_label = " (rank " + std::to_string(world.rank()) + " of " + std::to_string(world.size()) + ")";
       const std::string command = app.get_subcommands().front()->get_name();
-      DK_CHECK(command == "train", command,
-               " runs in one process; of the commands only train runs data-parallel under mpirun so far");
+      DK_CHECK(command == "train" || command == "distill", command,
+               " runs in one process; of the commands train and distill run data-parallel under mpirun");
+      pick_gpu_of_local_rank(world.local_rank());
     }
     return diffkd::apps::run_selected(app);
   } catch (const diffkd::Error& e) {

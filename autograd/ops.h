@@ -6,6 +6,7 @@
 // (create_graph) wherever the formula's ops are.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <vector>
 
@@ -153,9 +154,16 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 // Training: batch statistics, and running_mean / running_var (if defined) are updated in place
 // with momentum (running_var with the unbiased variance). Eval: the running statistics.
+// With `across` (training only), the statistics are those of rows that several processes hold
+// (SyncBatchNorm, dist/): across.sum adds a per-channel tensor over them, differentiably, and
+// across.count is their number of values per channel.
+struct BatchStatistics {
+  std::function<Tensor(const Tensor&)> sum;
+  int64_t count = 0;
+};
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
-                  double eps = 1e-5);
+                  double eps = 1e-5, const BatchStatistics* across = nullptr);
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 // x / max(||x||_2 along dim, eps), as F.normalize.

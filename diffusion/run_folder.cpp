@@ -86,18 +86,27 @@ void RunControl::check(const std::string& who) const {
            "checkpoint a resume needs)");
 }
 
-bool RunControl::finish_step(int64_t step, int64_t total, bool force_checkpoint, const InterruptGuard& interrupt,
+bool RunControl::finish_step(int64_t step, int64_t total, bool force_checkpoint, bool interrupted, const RunFolder& run,
                              const std::function<void(int64_t)>& save_checkpoint) const {
-  const bool stop = interrupt.requested() || step == stop_after;
-  if (step % checkpoint_every == 0 || step == total || force_checkpoint || stop) save_checkpoint(step);
+  const bool stop = interrupted || step == stop_after;
+  if ((step % checkpoint_every == 0 || step == total || force_checkpoint || stop) && run.writes()) save_checkpoint(step);
   if (stop && !quiet)
     std::printf("interrupted: checkpoint saved at step %lld; continue with --resume\n", static_cast<long long>(step));
   return stop;
 }
 
 RunFolder::RunFolder(const std::string& dir, const json& settings, const std::vector<std::string>& fixed,
-                     bool resume, bool quiet)
-    : dir_(dir) {
+                     bool resume, bool quiet, dist::Communicator& comm)
+    : dir_(dir), writes_(comm.rank() == 0) {
+  if (writes_) prepare(settings, fixed, resume, quiet);
+  // Rank 0's answer on every rank (an error on rank 0 ends them all: apps/main.cpp).
+  int64_t step = latest_ ? latest_->first : -1;
+  comm.broadcast(&step, sizeof step, 0);
+  const std::string folder = comm.broadcast_string(latest_ ? latest_->second.string() : "");
+  if (step >= 0) latest_ = {{step, fs::path(folder)}};
+}
+
+void RunFolder::prepare(const json& settings, const std::vector<std::string>& fixed, bool resume, bool quiet) {
   const fs::path latest = dir_ / "latest.json", settings_path = dir_ / "run.json";
   DK_CHECK(resume || !fs::exists(latest), dir_.string(), " already holds a run (", latest.string(),
            "); pass --resume to continue it, or choose another run folder");
@@ -119,12 +128,14 @@ RunFolder::RunFolder(const std::string& dir, const json& settings, const std::ve
 
 fs::path RunFolder::checkpoint_folder(int64_t step) const {
   const fs::path folder = dir_ / "checkpoints" / step_folder_name(step);
+  if (!writes_) return folder;
   fs::remove_all(folder);  // a half-written one from an interrupted run
   fs::create_directories(folder);
   return folder;
 }
 
 void RunFolder::checkpoint_done(int64_t step, int64_t keep_last) {
+  if (!writes_) return;
   write_file_atomically((dir_ / "latest.json").string(),
                         json{{"step", step}, {"checkpoint", step_folder_name(step)}}.dump() + "\n");
   std::vector<fs::path> all;
@@ -135,6 +146,7 @@ void RunFolder::checkpoint_done(int64_t step, int64_t keep_last) {
 }
 
 void RunFolder::log_metrics(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
+  if (!writes_) return;
   const bool fresh = !fs::exists(dir_ / "metrics.csv");
   std::ofstream csv(dir_ / "metrics.csv", std::ios::app);
   if (fresh) {
@@ -154,7 +166,7 @@ void RunFolder::log_metrics(int64_t step, const std::vector<std::pair<std::strin
 }
 
 void RunFolder::write_loss_chart(const std::string& title) const {
-  if (!losses_.empty()) data::write_line_chart((dir_ / "loss.png").string(), losses_, title, "step");
+  if (writes_ && !losses_.empty()) data::write_line_chart((dir_ / "loss.png").string(), losses_, title, "step");
 }
 
 double ProgressLine::report(int64_t step, int64_t window_steps, const std::string& fields, bool quiet) {
@@ -174,8 +186,14 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void on_interrupt(int) { g_interrupted = true; }
 }  // namespace
 
-InterruptGuard::InterruptGuard() : previous_(std::signal(SIGINT, on_interrupt)) { g_interrupted = false; }
-InterruptGuard::~InterruptGuard() { std::signal(SIGINT, previous_); }
+InterruptGuard::InterruptGuard()
+    : previous_int_(std::signal(SIGINT, on_interrupt)), previous_term_(std::signal(SIGTERM, on_interrupt)) {
+  g_interrupted = false;
+}
+InterruptGuard::~InterruptGuard() {
+  std::signal(SIGINT, previous_int_);
+  std::signal(SIGTERM, previous_term_);
+}
 bool InterruptGuard::requested() const { return g_interrupted.load(); }
 
 std::string format_duration(double seconds) {

@@ -5,6 +5,8 @@
 //   latest.json               names the newest complete checkpoint; written last, atomically,
 //                             so an interrupted checkpoint never becomes the one resumed
 //   metrics.csv, metrics.jsonl, loss.png
+// In a data-parallel run (dist/) every rank holds a RunFolder but only rank 0 touches the folder:
+// it checks and writes, the others learn the checkpoint to resume from and write nothing.
 // Settings fall in two kinds: those that define what is being trained (model, data, seed, ...)
 // must match on --resume; the others (learning rate, step counts) may change, and each change is
 // printed and recorded.
@@ -19,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "dist/communicator.h"
 #include "tensor/device.h"
 
 namespace diffkd::diffusion {
@@ -42,22 +45,26 @@ struct RunControl {
   // One line naming the bad flag (`who` is the command, e.g. "distill dkdm").
   void check(const std::string& who) const;
   // After step `step` of `total`: saves a checkpoint when one is due (every checkpoint_every, at
-  // the end, when forced, or when the run stops) and returns whether the run stops here (Ctrl-C
-  // or stop_after), having said how to continue.
-  bool finish_step(int64_t step, int64_t total, bool force_checkpoint, const class InterruptGuard& interrupt,
+  // the end, when forced, or when the run stops; on the rank that writes `run`) and returns
+  // whether the run stops here (`interrupted`: Ctrl-C on any rank; or stop_after), having said how
+  // to continue.
+  bool finish_step(int64_t step, int64_t total, bool force_checkpoint, bool interrupted, const class RunFolder& run,
                    const std::function<void(int64_t)>& save_checkpoint) const;
 };
 
 class RunFolder {
  public:
   // Without resume, a folder that already holds a run is an error (nothing a user ran is lost).
+  // Collective over `comm`: rank 0 checks and prepares the folder, every rank learns latest().
   RunFolder(const std::string& dir, const nlohmann::json& settings, const std::vector<std::string>& fixed,
-            bool resume, bool quiet);
+            bool resume, bool quiet, dist::Communicator& comm = dist::world());
 
   const std::filesystem::path& dir() const { return dir_; }
+  bool writes() const { return writes_; }  // rank 0; the others' writes below do nothing
   // The step and folder of the checkpoint to resume from; nullopt on a fresh start.
   std::optional<std::pair<int64_t, std::filesystem::path>> latest() const { return latest_; }
-  // A fresh (emptied) folder for the checkpoint of `step`; call checkpoint_done when it is written.
+  // A fresh (emptied) folder for the checkpoint of `step` (only its path where !writes()); call
+  // checkpoint_done when it is written.
   std::filesystem::path checkpoint_folder(int64_t step) const;
   void checkpoint_done(int64_t step, int64_t keep_last);
 
@@ -66,7 +73,10 @@ class RunFolder {
   void write_loss_chart(const std::string& title) const;
 
  private:
+  void prepare(const nlohmann::json& settings, const std::vector<std::string>& fixed, bool resume, bool quiet);
+
   std::filesystem::path dir_;
+  bool writes_;
   std::optional<std::pair<int64_t, std::filesystem::path>> latest_;
   std::vector<std::pair<double, double>> losses_;
 };
@@ -84,8 +94,9 @@ class ProgressLine {
   std::chrono::steady_clock::time_point window_start_;
 };
 
-// While alive, Ctrl-C (SIGINT) only sets a flag that the run polls after each step (it then
-// saves a checkpoint and stops); the previous handler is restored however the run ends.
+// While alive, Ctrl-C (SIGINT) and SIGTERM (what mpirun sends every rank on Ctrl-C, and what
+// schedulers send before a kill) only set a flag that the run polls after each step (it then
+// saves a checkpoint and stops); the previous handlers are restored however the run ends.
 class InterruptGuard {
  public:
   InterruptGuard();
@@ -95,7 +106,8 @@ class InterruptGuard {
   bool requested() const;
 
  private:
-  void (*previous_)(int);
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
 };
 
 std::string format_duration(double seconds);  // "1h05m", "3m07s"

@@ -21,6 +21,7 @@
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
 #include "diffusion/sampler.h"
+#include "dist/batch_collectives.h"
 #include "dist/data_parallel.h"
 #include "nn/atomic_file.h"
 #include "nn/checkpoint.h"
@@ -95,9 +96,7 @@ class Run {
   Run(const TrainOptions& o, const data::ImageDataset& data)
       : o_(o), comm_(dist::world()), lead_(comm_.rank() == 0), quiet_(o.quiet || !lead_),
         dir_(o.run_dir), config_(nn::load_unet_config(o.model)),
-        folder_(lead_ ? std::optional<RunFolder>(std::in_place, o.run_dir, run_settings(o, config_),
-                                                  kFixedSettings, o.resume, o.quiet)
-                      : std::nullopt),
+        folder_(o.run_dir, run_settings(o, config_), kFixedSettings, o.resume, o.quiet, comm_),
         net_(config_, o.seed),
         schedule_(NoiseSchedule::named(o.schedule, o.timesteps)),
         prediction_(parse_prediction(o.prediction)),
@@ -142,7 +141,7 @@ class Run {
   dist::BatchShard shard_;
   fs::path dir_;
   nn::UNetConfig config_;
-  std::optional<RunFolder> folder_;  // rank 0 only
+  RunFolder folder_;  // written by rank 0 only
   nn::UNet net_;
   NoiseSchedule schedule_;
   Prediction prediction_;
@@ -161,8 +160,8 @@ class Run {
 };
 
 // One step's forward and backward on this rank's slice; returns the loss of the global batch
-// (the ranks' means weighted by their rows). With several ranks it also sets `stop` when any rank
-// was interrupted (all of them must stop after the same step).
+// (the ranks' shares summed), and sets `stop` when any rank was interrupted (all of them must stop
+// after the same step).
 double Run::train_step(int64_t step, bool& stop, const InterruptGuard& interrupt) {
   data::BatchLoader::Batch batch = loader_.next(shard_.first, shard_.count);
   batch.images = to_device(batch.images, o_.device);
@@ -177,22 +176,16 @@ double Run::train_step(int64_t step, bool& stop, const InterruptGuard& interrupt
   const Tensor x_t = q_sample(batch.images, eps, c);
   const Tensor out = net_.forward(x_t, model_time(schedule_, t));
   LossInputs inputs{out, batch.images, eps, x_t, c, &schedule_, t};
-  Tensor loss = diffusion_loss(loss_kind_, prediction_, inputs);
-  double value = loss.item();
-  if (comm_.size() > 1) {  // one small all-reduce: the global loss and the stop flag together
-    Tensor scalars = Tensor::empty({2}, DType::F64);
-    scalars.data<double>()[0] = value * shard_.weight();
-    scalars.data<double>()[1] = interrupt.requested() ? 1.0 : 0.0;
-    comm_.all_reduce_sum(scalars);
-    value = scalars.data<double>()[0];
-    stop = scalars.data<double>()[1] > 0;
-  }
-  DK_CHECK(std::isfinite(value), "train: step ", step, ": the loss is ", value,
+  // This rank's share of the global batch's mean loss (dist/batch_collectives.h).
+  Tensor loss = dist::rank_share(diffusion_loss(loss_kind_, prediction_, inputs), shard_);
+  std::vector<double> value{loss.item()};
+  stop = dist::sum_step_scalars(value, interrupt.requested(), comm_);
+  DK_CHECK(std::isfinite(value[0]), "train: step ", step, ": the loss is ", value[0],
            "; stopping. The last good checkpoint is in ", (dir_ / "checkpoints").string(),
            " (resume with --resume, perhaps with a lower --lr)");
   loss.backward();
-  dist::all_reduce_gradients(net_.parameters(), shard_.weight(), comm_);
-  return value;
+  dist::all_reduce_gradients(net_.parameters(), 1.0, comm_);
+  return value[0];
 }
 
 nn::Metadata Run::model_metadata(int64_t step) const {
@@ -203,7 +196,7 @@ nn::Metadata Run::model_metadata(int64_t step) const {
 
 void Run::save_checkpoint(int64_t step) {
   if (!lead_) return;
-  const fs::path folder = folder_->checkpoint_folder(step);
+  const fs::path folder = folder_.checkpoint_folder(step);
   nn::save_model((folder / "model.safetensors").string(), net_, config_.to_json(), model_metadata(step));
   nn::UNet ema_net(config_);
   ema_.copy_to(ema_net);
@@ -217,8 +210,8 @@ void Run::save_checkpoint(int64_t step) {
                            {"dropout_offset", std::to_string(default_generator().offset)},
                            {"train_seconds", std::to_string(train_seconds())},
                            {"world_size", std::to_string(comm_.size())}});
-  folder_->checkpoint_done(step, o_.keep_last);
-  folder_->write_loss_chart("training loss (" + o_.model + ")");
+  folder_.checkpoint_done(step, o_.keep_last);
+  folder_.write_loss_chart("training loss (" + o_.model + ")");
 }
 
 // Restores the newest checkpoint; returns its step (0 when starting fresh).
@@ -229,14 +222,11 @@ int64_t Run::restore() {
       std::tuple(shard_.first, shard_.count, shard_.total);
   // Rank 0 finds the checkpoint; every rank reads it (the run folder is on a filesystem all
   // ranks see: one machine, or a shared one).
-  std::string latest;
-  if (lead_ && folder_->latest()) latest = folder_->latest()->second.string();
-  latest = comm_.broadcast_string(latest);
-  if (latest.empty()) {
+  if (!folder_.latest()) {
     dist::broadcast_tensors(net_.parameters(), comm_);  // rank 0's initial weights everywhere
     return 0;
   }
-  const fs::path folder = latest;
+  const fs::path folder = folder_.latest()->second;
   nn::load_model((folder / "model.safetensors").string(), net_);
   const std::string state_path = (folder / "state.safetensors").string();
   const nn::Metadata meta = nn::load_training_state(state_path, adam_, &ema_);
@@ -322,11 +312,10 @@ TrainResult Run::run() {
       char fields[64];
       std::snprintf(fields, sizeof fields, "loss %.5f  lr %.2e", loss_sum / window_steps, lr);
       const double rate = progress.report(step, window_steps, fields, quiet_);
-      if (lead_) folder_->log_metrics(step, {{"loss", loss_sum / window_steps}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
+      folder_.log_metrics(step, {{"loss", loss_sum / window_steps}, {"grad_norm", grad_norm}, {"lr", lr}, {"steps_per_s", rate}});
       window_steps = 0;
       loss_sum = 0;
     }
-    if (comm_.size() == 1) stop = interrupt.requested();
     if (step % o_.checkpoint_every == 0 || step == o_.steps || stop) save_checkpoint(step);
     if (o_.sample_every > 0 && (step % o_.sample_every == 0 || step == o_.steps)) write_samples(step);
     if (stop) {

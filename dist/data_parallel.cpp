@@ -88,4 +88,14 @@ void broadcast_tensors(const TensorList& tensors, Communicator& comm) {
   }
 }
 
+bool sum_step_scalars(std::vector<double>& shares, bool flag, Communicator& comm) {
+  if (comm.size() == 1) return flag;
+  Tensor all = Tensor::empty({static_cast<int64_t>(shares.size()) + 1}, DType::F64);
+  std::copy(shares.begin(), shares.end(), all.data<double>());
+  all.data<double>()[shares.size()] = flag ? 1.0 : 0.0;
+  comm.all_reduce_sum(all);
+  std::copy(all.data<double>(), all.data<double>() + shares.size(), shares.begin());
+  return all.data<double>()[shares.size()] > 0;
+}
+
 }  // namespace diffkd::dist

@@ -8,6 +8,7 @@
 // n_r / B and sums, exact for uneven slices too. With one rank it changes nothing (weight 1).
 
 #include <cstdint>
+#include <vector>
 
 #include "autograd/node.h"
 #include "dist/communicator.h"
@@ -32,5 +33,10 @@ void all_reduce_gradients(const TensorList& params, double weight, Communicator&
 
 // Every rank's tensors become rank 0's (the initial weights; a restored state).
 void broadcast_tensors(const TensorList& tensors, Communicator& comm);
+
+// The host scalars of one step, in one small all-reduce: `shares` (each rank's share of the
+// global loss and of its parts) become their sums over the ranks, and the result says whether
+// any rank raised `flag` (Ctrl-C: every rank must stop after the same step).
+bool sum_step_scalars(std::vector<double>& shares, bool flag, Communicator& comm);
 
 }  // namespace diffkd::dist

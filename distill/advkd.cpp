@@ -17,6 +17,7 @@
 #include "diffusion/generate.h"
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
+#include "dist/batch_collectives.h"
 #include "distill/common.h"
 #include "nn/atomic_file.h"
 #include "nn/checkpoint.h"
@@ -120,14 +121,20 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
   const json settings = {{"teacher", o.teacher}, {"generator", json::parse(g.to_json())}, {"count", o.count},
                          {"teacher_steps", o.teacher_steps}, {"shard_size", o.shard_size},
                          {"quantise_noise", o.quantise_noise}, {"seed", o.seed}, {"image_size", tc.image_size}};
+  // Data-parallel: every rank runs its slice of each shard's trajectories; rank 0 checks the
+  // folder and writes.
+  dist::Communicator& comm = dist::world();
+  const bool writes = comm.rank() == 0;
   const fs::path dir(o.dir);
-  fs::create_directories(dir);
-  if (fs::exists(dir / "trajectories.json")) {
-    const json was = diffusion::read_json_file(dir / "trajectories.json");
-    DK_CHECK(was == settings, (dir / "trajectories.json").string(), " describes another trajectory set (", was.dump(),
-             "); use another folder");
-  } else {
-    write_file_atomically((dir / "trajectories.json").string(), settings.dump(2) + "\n");
+  if (writes) {
+    fs::create_directories(dir);
+    if (fs::exists(dir / "trajectories.json")) {
+      const json was = diffusion::read_json_file(dir / "trajectories.json");
+      DK_CHECK(was == settings, (dir / "trajectories.json").string(), " describes another trajectory set (",
+               was.dump(), "); use another folder");
+    } else {
+      write_file_atomically((dir / "trajectories.json").string(), settings.dump(2) + "\n");
+    }
   }
   diffusion::SamplerConfig ddpm;  // the teacher's own ancestral sampler, x0 clipped, respaced
   ddpm.kind = diffusion::SamplerConfig::Kind::Ddpm;
@@ -142,16 +149,23 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
                 static_cast<long long>(stages), o.dir.c_str());
   const auto start = std::chrono::steady_clock::now();
   int64_t made = 0, done = 0;
+  std::vector<uint8_t> present(static_cast<size_t>(shards), 0);  // as rank 0 sees the folder
+  if (writes)
+    for (int64_t k = 0; k < shards; ++k) present[k] = fs::exists(shard_name(dir, k)) ? 1 : 0;
+  comm.broadcast(present.data(), shards, 0);
   for (int64_t k = 0; k < shards; ++k)
-    if (fs::exists(shard_name(dir, k))) done += std::min(o.shard_size, o.count - k * o.shard_size);
+    if (present[k]) done += std::min(o.shard_size, o.count - k * o.shard_size);
   for (int64_t k = 0; k < shards; ++k) {
     const std::string path = shard_name(dir, k);
-    if (fs::exists(path)) continue;
+    if (present[k]) continue;
     const int64_t first = k * o.shard_size, n = std::min(o.shard_size, o.count - first);
+    const dist::BatchShard mine = dist::shard_of(n, comm.rank(), comm.size());
     TensorList conditions, states;
     NoGradGuard no_grad;
-    for (int64_t b = first; b < first + n; b += o.batch_size) {
-      const int64_t m = std::min(o.batch_size, first + n - b);
+    // Trajectory b's noise is keyed by b: the same whichever rank runs it.
+    const int64_t my_first = first + mine.first, my_end = my_first + mine.count;
+    for (int64_t b = my_first; b < my_end; b += o.batch_size) {
+      const int64_t m = std::min(o.batch_size, my_end - b);
       const Tensor x_T = diffusion::sample_noise(shape, b, m, o.seed, 0, o.device);
       TensorList per_stage(stages);
       diffusion::sample(fn, prediction, teacher.schedule, ddpm, x_T, b, o.seed,
@@ -163,10 +177,18 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
       conditions.push_back(nn::adversarial_condition(to_device(x_T, cpu()), g.noise_size, o.quantise_noise));
       states.push_back(to_device(stack(per_stage, 1), cpu()));  // [m, stages, C, size, size]
     }
-    safetensors::save(path, {{"condition", concat(conditions, 0)}, {"states", nn::to_png_bytes(concat(states, 0))}},
-                      {{"first", std::to_string(first)}, {"count", std::to_string(n)}}, {{"states", "U8"}});
+    // The shard's rows from every rank (a rank with none contributes an empty slice).
+    auto gathered = [&](const TensorList& parts, Shape row) {
+      row.insert(row.begin(), 0);
+      return dist::gather_batch(parts.empty() ? zeros(row) : concat(parts, 0), mine, comm);
+    };
+    const Tensor condition = gathered(conditions, {tc.in_channels, g.noise_size, g.noise_size});
+    const Tensor state = gathered(states, {stages, tc.in_channels, size, size});
     made += n;
     done += n;
+    if (writes)
+      safetensors::save(path, {{"condition", condition}, {"states", nn::to_png_bytes(state)}},
+                        {{"first", std::to_string(first)}, {"count", std::to_string(n)}}, {{"states", "U8"}});
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!o.quiet) {
       std::printf("  shard %lld/%lld: %lld/%lld trajectories  %.1f ms each  ETA %s\n", static_cast<long long>(k + 1),
@@ -175,6 +197,7 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
       std::fflush(stdout);
     }
   }
+  comm.barrier();  // the shards are on disk before any rank reads them
   return o.count;
 }
 
@@ -220,12 +243,20 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                          {"batch", o.stage_batches.empty() ? json(o.batch_size) : json(batch_of)}, {"lr", o.lr}, {"ndf", o.ndf}, {"max_channels", o.max_channels},
                          {"hidden", o.hidden}, {"gan", o.adversarial.gan}, {"gp_weight", o.adversarial.gp_weight},
                          {"clip", o.adversarial.clip}, {"d_batch", o.adversarial.d_batch}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
+  // Data-parallel (dist/): each rank trains on its slice of every batch, BatchNorm statistics
+  // taken over the whole batch (synced); rank 0 writes.
+  dist::Communicator& comm = dist::world();
+  for (int64_t s = 0; s < stages; ++s)
+    DK_CHECK(batch_of[s] >= comm.size(), "distill advkd: stage ", s + 1, "'s batch of ", batch_of[s],
+             " is smaller than the ", comm.size(), " ranks (each rank needs at least one image of every batch)");
+  dist::Communicator* sync = comm.size() > 1 ? &comm : nullptr;
   diffusion::RunFolder run(o.run.dir, settings, {"trajectories", "epochs", "batch", "ndf", "max_channels", "hidden", "gan",
                                                  "gp_weight", "clip", "d_batch", "seed"},
-                           o.run.resume, o.run.quiet);
+                           o.run.resume, o.run.quiet, comm);
   nn::StagedGenerator generator(g, o.run.seed);
   generator.to(o.run.device);  // before the optimisers take its tensors
   generator.train();
+  nn::sync_batch_norms(generator, sync);
   std::unique_ptr<nn::ConditionalDiscriminator> d;
   std::unique_ptr<nn::Adam> adam_g, adam_d;
   int64_t stage = -1;
@@ -242,6 +273,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     d = std::make_unique<nn::ConditionalDiscriminator>(dc, o.run.seed * 1000 + 7 + s);  // a new D per stage
     d->to(o.run.device);
     d->train();
+    nn::sync_batch_norms(*d, sync);
     AdamHyper hyper;
     hyper.lr = o.lr;
     hyper.beta1 = 0.5;
@@ -299,37 +331,47 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
     // The batch: position within the stage's epoch order, keyed by (seed, stage, epoch).
     const int64_t stage_start = stage == 0 ? 0 : stage_end[stage - 1];
     const int64_t batch = batch_of[stage];
+    const dist::BatchShard shard = dist::shard_of(batch, comm.rank(), comm.size());  // this rank's rows
     const int64_t within = step - stage_start - 1, epoch = within / batches[stage], b = within % batches[stage];
     const std::vector<int64_t> order = keyed_permutation(count, count, o.run.seed ^ streams::kAdvKdEpochOrder,
                                                          static_cast<uint64_t>(stage * 100000 + epoch));
-    std::vector<double> idx(order.begin() + b * batch, order.begin() + (b + 1) * batch);
-    const Tensor rows = from_vector(idx, {batch}, DType::I64);
+    const auto mine = order.begin() + b * batch + shard.first;
+    std::vector<double> idx(mine, mine + shard.count);
+    const Tensor rows = from_vector(idx, {shard.count}, DType::I64);
     const Tensor z = to_device(index_select(condition, 0, rows), o.run.device);
     const Tensor real = to_device(index_select(targets[stage], 0, rows), o.run.device);
-    std::vector<double> alpha(batch);
-    for (int64_t i = 0; i < batch; ++i)
-      alpha[i] = philox::uniform_at(o.run.seed ^ streams::kAdvKdGpMix, static_cast<uint64_t>(step), i);
+    std::vector<double> alpha(shard.count);
+    for (int64_t i = 0; i < shard.count; ++i)  // keyed by the row's place in the global batch
+      alpha[i] = philox::uniform_at(o.run.seed ^ streams::kAdvKdGpMix, static_cast<uint64_t>(step), shard.first + i);
 
     // One D step (then its weights clipped), then one G step on a fresh generator pass.
     DiscriminatorLossParts parts;
-    Tensor loss_d = discriminator_loss(*d, real, generator.forward(z, stage).detach(), z,
-                                       from_vector(alpha, {batch}, DType::F32, o.run.device), o.adversarial, &parts);
-    const double value_d = loss_d.item();
+    Tensor loss_d = dist::rank_share(discriminator_loss(*d, real, generator.forward(z, stage).detach(), z,
+                                                        from_vector(alpha, {shard.count}, DType::F32, o.run.device),
+                                                        o.adversarial, &parts),
+                                     shard);
+    std::vector<double> d_shares{loss_d.item(), parts.gp * shard.weight()};
+    const bool interrupted = dist::sum_step_scalars(d_shares, interrupt.requested(), comm);
+    const double value_d = d_shares[0];
     DK_CHECK(std::isfinite(value_d), "distill advkd: step ", step, ": the discriminator loss is ", value_d);
     loss_d.backward();
+    dist::all_reduce_gradients(d->parameters(), 1.0, comm);
     adam_d->step();
     adam_d->zero_grad();
     if (o.adversarial.clip > 0) d->clip_weights(o.adversarial.clip);
-    Tensor loss_g = generator_loss(*d, generator.forward(z, stage), z, o.adversarial, real);
-    const double value_g = loss_g.item();
+    Tensor loss_g = dist::rank_share(generator_loss(*d, generator.forward(z, stage), z, o.adversarial, real), shard);
+    std::vector<double> g_shares{loss_g.item()};
+    dist::sum_step_scalars(g_shares, false, comm);
+    const double value_g = g_shares[0];
     DK_CHECK(std::isfinite(value_g), "distill advkd: step ", step, ": the generator loss is ", value_g);
     loss_g.backward();
+    dist::all_reduce_gradients(generator.parameters(), 1.0, comm);
     adam_g->step();
     adam_g->zero_grad();
     d->zero_grad();  // L_G's gradients reached D too; they are not D's to apply
     sum_d += value_d;
     sum_g += value_g;
-    sum_gp += parts.gp;
+    sum_gp += d_shares[1];
     ++window;
     const bool stage_done = step == stage_end[stage];
     if (step % o.run.log_every == 0 || stage_done) {
@@ -344,7 +386,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
       sum_d = sum_g = sum_gp = 0;
       window = 0;
     }
-    if (stage_done) {
+    if (stage_done && run.writes()) {
       save_generator(stage + 1);
       generator.eval();
       NoGradGuard no_grad;
@@ -356,7 +398,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                                       8));
       generator.train();
     }
-    if (o.run.finish_step(step, total, stage_done, interrupt, save_checkpoint)) {
+    if (o.run.finish_step(step, total, stage_done, interrupted, run, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

@@ -14,6 +14,7 @@
 #include "diffusion/generate.h"
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
+#include "dist/batch_collectives.h"
 #include "distill/common.h"
 #include "nn/atomic_file.h"
 #include "nn/checkpoint.h"
@@ -84,24 +85,34 @@ json pair_settings(const PairOptions& o) {
 int64_t generate_pairs(const PairOptions& o) {
   DK_CHECK(o.count > 0 && o.held_out > 0 && o.shard_size > 0 && o.batch_size > 0 && o.steps > 0,
            "student pairs: --pairs, --held-out, --shard-size, --batch and --teacher-steps must be positive");
+  // Data-parallel: every rank makes its slice of each shard; rank 0 checks the folder and writes.
+  dist::Communicator& comm = dist::world();
+  const bool writes = comm.rank() == 0;
   const fs::path dir(o.dir);
-  fs::create_directories(dir);
   const json settings = pair_settings(o);
   const fs::path settings_path = dir / "pairs.json";
-  if (fs::exists(settings_path)) {
-    const json was = diffusion::read_json_file(settings_path);
-    DK_CHECK(was == settings, settings_path.string(), " describes another pair set (", was.dump(), "); this command asks for ",
-             settings.dump(), ": use another folder");
-  } else {
-    write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
+  if (writes) {
+    fs::create_directories(dir);
+    if (fs::exists(settings_path)) {
+      const json was = diffusion::read_json_file(settings_path);
+      DK_CHECK(was == settings, settings_path.string(), " describes another pair set (", was.dump(),
+               "); this command asks for ", settings.dump(), ": use another folder");
+    } else {
+      write_file_atomically(settings_path.string(), settings.dump(2) + "\n");
+    }
   }
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher, o.device);
   const diffusion::SamplerConfig sampler = teacher_sampler(o);
   diffusion::sampler_steps(teacher.schedule, sampler);  // a bad sequence fails before any work
   const int64_t total = o.held_out + o.count, shards = (total + o.shard_size - 1) / o.shard_size;
+  // Which shards exist, as rank 0 sees them (shards are written atomically: present means complete).
+  std::vector<uint8_t> present(static_cast<size_t>(shards), 0);
+  if (writes)
+    for (int64_t k = 0; k < shards; ++k) present[k] = fs::exists(shard_path(dir, k)) ? 1 : 0;
+  comm.broadcast(present.data(), shards, 0);
   int64_t done = 0;
   for (int64_t k = 0; k < shards; ++k)
-    if (fs::exists(shard_path(dir, k))) done += std::min(o.shard_size, total - k * o.shard_size);
+    if (present[k]) done += std::min(o.shard_size, total - k * o.shard_size);
   if (!o.quiet)
     std::printf("pairs: %lld held-out + %lld training pairs from %s, DDIM %lld steps (%s, eta 0, unclipped), %s "
                 "targets; %lld of %lld already in %s\n",
@@ -112,16 +123,30 @@ int64_t generate_pairs(const PairOptions& o) {
   int64_t made = 0;
   for (int64_t k = 0; k < shards; ++k) {
     const std::string path = shard_path(dir, k);
-    if (fs::exists(path)) continue;  // shards are written atomically: present means complete
+    if (present[k]) continue;
     const int64_t first = k * o.shard_size, n = std::min(o.shard_size, total - first);
     NoGradGuard no_grad;
-    const Tensor images = diffusion::generate(teacher, sampler, first, n, o.batch_size, o.seed);
+    // Pair i's noise is keyed by i: the rows are the same whichever rank makes them.
+    const dist::BatchShard part = dist::shard_of(n, comm.rank(), comm.size());
+    Tensor images;
+    if (comm.size() == 1) {
+      images = diffusion::generate(teacher, sampler, first, n, o.batch_size, o.seed);
+    } else {
+      Shape row = {teacher.net->config().in_channels, teacher.net->config().image_size, teacher.net->config().image_size};
+      Shape mine = row;
+      mine.insert(mine.begin(), part.count);
+      const Tensor rows = part.count > 0
+                              ? diffusion::generate(teacher, sampler, first + part.first, part.count, o.batch_size, o.seed)
+                              : zeros(mine);
+      images = dist::gather_batch(to_device(rows, cpu()), part, comm);
+    }
+    made += n;
+    done += n;
+    if (!writes) continue;
     const nn::Metadata meta = {{"first", std::to_string(first)}, {"count", std::to_string(n)},
                                {"pairs", settings.dump()}};
     if (o.quantise) safetensors::save(path, {{"target", quantise_target(images)}}, meta, {{"target", "U8"}});
     else safetensors::save(path, {{"target", images}}, meta);
-    made += n;
-    done += n;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!o.quiet) {
       std::printf("  shard %lld/%lld: %lld/%lld pairs  %.1f ms/pair  ETA %s\n", static_cast<long long>(k + 1),
@@ -130,6 +155,7 @@ int64_t generate_pairs(const PairOptions& o) {
       std::fflush(stdout);
     }
   }
+  comm.barrier();  // the shards are on disk before any rank reads them
   return total;
 }
 
@@ -222,7 +248,13 @@ StudentResult train_denoising_student(const StudentOptions& o) {
                          {"form", form},        {"steps", o.steps},     {"batch", o.batch_size},  {"lr", o.lr},
                          {"warmup", o.warmup},  {"beta2", o.beta2},     {"ema", o.ema},           {"grad_clip", o.grad_clip},
                          {"eval_every", o.eval_every}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
-  diffusion::RunFolder run(o.run.dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.run.resume, o.run.quiet);
+  // Data-parallel (dist/): each rank trains on its slice of every batch; rank 0 writes.
+  dist::Communicator& comm = dist::world();
+  DK_CHECK(o.batch_size >= comm.size(), "distill student: --batch ", o.batch_size, " is smaller than the ",
+           comm.size(), " ranks (each rank needs at least one pair of every batch)");
+  const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());
+  diffusion::RunFolder run(o.run.dir, settings, {"teacher", "pairs", "loss", "form", "batch", "seed"}, o.run.resume,
+                           o.run.quiet, comm);
   const Device device = o.run.device;
   nn::UNet student(config);
   student.copy_weights_from(*teacher.net);  // the student starts as the teacher
@@ -261,24 +293,26 @@ StudentResult train_denoising_student(const StudentOptions& o) {
                 static_cast<long long>(o.steps));
 
   // The held-out loss of the EMA weights; keeps the best as the result (official early stopping).
+  // Each rank scores its slice of the held-out pairs.
   auto evaluate = [&](int64_t step) {
     NoGradGuard no_grad;
     nn::UNet averaged(config);
     averaged.to(device);
     ema.copy_to(averaged);
     averaged.eval();
+    const dist::BatchShard mine = dist::shard_of(pairs.held_out, comm.rank(), comm.size());
     double total = 0;
-    for (int64_t first = 0; first < pairs.held_out; first += o.batch_size) {
-      std::vector<int64_t> idx(std::min(o.batch_size, pairs.held_out - first));
+    for (int64_t first = mine.first; first < mine.first + mine.count; first += o.batch_size) {
+      std::vector<int64_t> idx(std::min(o.batch_size, mine.first + mine.count - first));
       std::iota(idx.begin(), idx.end(), first);
       const Tensor image = diffusion::one_step_image(averaged, form, prediction, teacher.schedule,
                                                      noise_of(idx, shape, pairs.seed, device));
       total += denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device)).item() * static_cast<double>(idx.size());
     }
-    const double held_out = total / pairs.held_out;
+    const double held_out = comm.sum(total) / pairs.held_out;
     const bool best = held_out < result.best_held_out_loss;
-    if (best) {
-      result.best_held_out_loss = held_out;
+    if (best) result.best_held_out_loss = held_out;
+    if (best && run.writes()) {
       save_distilled_model(result.model, averaged, teacher.spec, "",
                            {{"method", "student"}, {"teacher", o.teacher}, {"one_step", form},
                             {"step", std::to_string(step)}, {"held_out_loss", std::to_string(held_out)}});
@@ -308,17 +342,22 @@ StudentResult train_denoising_student(const StudentOptions& o) {
       order = epoch_order(pairs, o.run.seed, ++epoch);
       position = 0;
     }
-    const std::vector<int64_t> idx(order.begin() + position, order.begin() + position + o.batch_size);
+    // This rank's pairs of the batch.
+    const std::vector<int64_t> idx(order.begin() + position + shard.first,
+                                   order.begin() + position + shard.first + shard.count);
     position += o.batch_size;
     const double lr = lr_schedule.at(step);
     adam.set_lr(lr);
     const Tensor image = diffusion::one_step_image(student, form, prediction, teacher.schedule,
                                                    noise_of(idx, shape, pairs.seed, device));
-    Tensor loss = denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device));
-    const double value = loss.item();
+    Tensor loss = dist::rank_share(denoising_student_loss(o.loss, image, rows_on(pairs.targets, idx, device)), shard);
+    std::vector<double> shares{loss.item()};
+    const bool interrupted = dist::sum_step_scalars(shares, interrupt.requested(), comm);
+    const double value = shares[0];
     DK_CHECK(std::isfinite(value), "distill student: step ", step, ": the loss is ", value,
              "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());
     loss.backward();
+    dist::all_reduce_gradients(student.parameters(), 1.0, comm);
     const double grad_norm = nn::clip_grad_norm(student.parameters(), o.grad_clip > 0 ? o.grad_clip : INFINITY);
     DK_CHECK(std::isfinite(grad_norm), "distill student: step ", step, ": the gradient norm is ", grad_norm);
     adam.step();
@@ -335,7 +374,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
       window = 0;
     }
     if (step % o.eval_every == 0 || step == o.steps) evaluate(step);
-    if (o.run.finish_step(step, o.steps, false, interrupt, save_checkpoint)) {
+    if (o.run.finish_step(step, o.steps, false, interrupted, run, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

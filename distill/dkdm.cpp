@@ -6,11 +6,13 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <tuple>
 
 #include "diffusion/generate.h"
 #include "diffusion/losses.h"
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
+#include "dist/batch_collectives.h"
 #include "distill/common.h"
 #include "nn/checkpoint.h"
 #include "nn/ema.h"
@@ -109,10 +111,13 @@ void write_rows(Tensor& all, const std::vector<int64_t>& idx, const Tensor& rows
 }
 
 // Prepares the pool (dynamic_prepare.py): entry i starts from noise at T and runs teacher
-// ancestral steps until its own stop t_end_i ~ U{1..T-1}. Resumable: the file keeps the counter c
-// the preparation has reached. Returns the teacher evaluations spent.
-int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int64_t size, const Shape& shape,
-                     const std::string& path) {
+// ancestral steps until its own stop t_end_i ~ U{1..T-1}. Resumable: the file (rank 0 writes it)
+// keeps the counter c the preparation has reached. Returns the pool; `evaluations`: the teacher
+// evaluations spent. With several ranks each steps its slice of every level's entries, and the
+// slices are gathered (each entry's noise is keyed by its index, whichever rank steps it).
+Pool prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int64_t size, const Shape& shape,
+                  const std::string& path, dist::Communicator& comm, int64_t& evaluations) {
+  evaluations = 0;
   const int64_t T = teacher.schedule.steps();
   std::vector<int64_t> stop(size);
   for (int64_t i = 0; i < size; ++i)
@@ -128,12 +133,13 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
              meta.count("pool") ? meta.at("pool") : std::string("no identity"), "; this one: ", identity,
              "): delete it or use another --run-dir");
     c = nn::metadata_int(meta, "prepared_to", path);
-    if (c <= 1 || o.mode == "iterative") return 0;
+    if (c <= 1 || o.mode == "iterative") return pool;
   } else {
     pool.x = diffusion::sample_noise(shape, 0, size, o.run.seed ^ kPoolNoise, 0);
     pool.t.assign(size, T);
   }
-  int64_t evaluations = 0, total = 0;
+  const bool writes = comm.rank() == 0;
+  int64_t total = 0;
   for (int64_t i = 0; i < size; ++i) total += T - stop[i];
   const diffusion::Prediction prediction = diffusion::parse_prediction(teacher.spec.prediction);
   const diffusion::ModelFn fn = [&](const Tensor& x, const Tensor& t) { return teacher.net->forward(x, t); };
@@ -144,21 +150,32 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
     std::vector<int64_t> active;
     for (int64_t i = 0; i < size; ++i)
       if (stop[i] < c) active.push_back(i);
-    for (size_t first = 0; first < active.size(); first += o.prepare_batch) {
+    const dist::BatchShard mine = dist::shard_of(std::max<int64_t>(1, active.size()), comm.rank(), comm.size());
+    TensorList stepped;  // this rank's new states, when they must be gathered
+    for (int64_t first = mine.first; first < std::min<int64_t>(active.size(), mine.first + mine.count);
+         first += o.prepare_batch) {
       const std::vector<int64_t> idx(active.begin() + first,
-                                     active.begin() + std::min(active.size(), first + o.prepare_batch));
+                                     active.begin() + std::min<int64_t>(mine.first + mine.count, first + o.prepare_batch));
       const std::vector<int64_t> t(idx.size(), c - 1);
       TensorList z;
       for (int64_t i : idx) z.push_back(diffusion::sample_noise(shape, i, 1, o.run.seed ^ kPoolNoise, c, o.run.device));
       const TeacherStep step =
           dkdm_teacher_step(fn, prediction, teacher.schedule, rows_on(pool.x, idx, o.run.device), t, concat(z, 0));
-      write_rows(pool.x, idx, step.x_prev);
-      for (int64_t i : idx) pool.t[i] = c - 1;
-      evaluations += static_cast<int64_t>(idx.size());
-      done += static_cast<int64_t>(idx.size());
+      if (comm.size() == 1) write_rows(pool.x, idx, step.x_prev);
+      else stepped.push_back(to_device(step.x_prev, cpu()));
     }
+    if (comm.size() > 1 && !active.empty()) {
+      Shape none = shape;
+      none.insert(none.begin(), 0);
+      NoGradGuard no_grad;
+      write_rows(pool.x, active, dist::gather_batch(stepped.empty() ? zeros(none) : concat(stepped, 0), mine, comm));
+    }
+    for (int64_t i : active) pool.t[i] = c - 1;
+    evaluations += static_cast<int64_t>(active.size());
+    done += static_cast<int64_t>(active.size());
     const bool report = c % 50 == 0 || c == 2;
-    if (report || c % 100 == 0) save_pool(path, pool, {{"prepared_to", std::to_string(c - 1)}, {"pool", identity}});
+    if ((report || c % 100 == 0) && writes)
+      save_pool(path, pool, {{"prepared_to", std::to_string(c - 1)}, {"pool", identity}});
     if (report && !o.run.quiet) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       std::printf("  pool: t = %lld, %lld/%lld teacher steps  %.2f ms/step  ETA %s\n", static_cast<long long>(c - 1),
@@ -167,8 +184,8 @@ int64_t prepare_pool(diffusion::LoadedModel& teacher, const DkdmOptions& o, int6
       std::fflush(stdout);
     }
   }
-  save_pool(path, pool, {{"prepared_to", "1"}, {"pool", identity}});
-  return evaluations;
+  if (writes) save_pool(path, pool, {{"prepared_to", "1"}, {"pool", identity}});
+  return pool;
 }
 
 }  // namespace
@@ -197,8 +214,13 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
                                    {"mode", o.mode},          {"rho", o.rho},         {"pool_size", pool_size},
                                    {"batch", o.batch_size},   {"steps", o.steps},     {"lr", o.lr},
                                    {"ema", o.ema},            {"seed", o.run.seed},   {"device", o.run.device.str()}};
+  // Data-parallel (dist/): every rank holds the pool and steps its slice of each batch; rank 0 writes.
+  dist::Communicator& comm = dist::world();
+  DK_CHECK(o.batch_size >= comm.size(), "distill dkdm: --batch ", o.batch_size, " is smaller than the ", comm.size(),
+           " ranks (each rank needs at least one state of every batch)");
+  const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());
   diffusion::RunFolder run(o.run.dir, settings, {"teacher", "unet", "mode", "rho", "pool_size", "batch", "seed"},
-                           o.run.resume, o.run.quiet);
+                           o.run.resume, o.run.quiet, comm);
   DkdmResult result;
   result.pool_size = pool_size;
   result.model = (run.dir() / "student.safetensors").string();
@@ -207,8 +229,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
                 o.teacher.c_str(), o.student_model.c_str(), static_cast<long long>(nn::UNet(config).parameter_count()),
                 o.mode.c_str(), static_cast<long long>(pool_size), o.rho, static_cast<long long>(o.batch_size));
   const std::string pool_path = (run.dir() / "pool.safetensors").string();
-  result.teacher_evaluations = prepare_pool(teacher, o, pool_size, shape, pool_path);
-  Pool pool = load_pool(pool_path, nullptr);
+  Pool pool = prepare_pool(teacher, o, pool_size, shape, pool_path, comm, result.teacher_evaluations);
 
   nn::UNet student(config, o.run.seed);  // any architecture, from scratch
   student.to(o.run.device);              // before Adam and the EMA take its tensors
@@ -219,7 +240,10 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
   nn::Adam adam(student.named_parameters(), hyper);
   nn::Ema ema(student, o.ema);
   int64_t start = 0;
-  default_generator() = Generator(o.run.seed ^ 0xd40);  // dropout masks
+  default_generator() = Generator(o.run.seed ^ 0xd40);  // dropout masks, drawn for the global batch
+  if (comm.size() > 1)
+    std::tie(default_generator().shard_first, default_generator().shard_count, default_generator().shard_rows) =
+        std::tuple(shard.first, shard.count, shard.total);
   if (const auto latest = run.latest()) {
     nn::load_model((latest->second / "model.safetensors").string(), student);
     const std::string state = (latest->second / "state.safetensors").string();
@@ -273,25 +297,35 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
       }
       t[j] = pool.t[idx[j]] - 1;  // x is ready to be denoised at schedule index t
     }
-    const Tensor x_t = rows_on(pool.x, idx, o.run.device);
-    const Tensor z = diffusion::sample_noise(shape, 0, o.batch_size, o.run.seed ^ kStepNoise, static_cast<uint64_t>(step),
-                                             o.run.device);
-    const TeacherStep target = dkdm_teacher_step(teacher_fn, prediction, teacher.schedule, x_t, t, z);
+    // This rank's states of the batch.
+    const std::vector<int64_t> my_idx(idx.begin() + shard.first, idx.begin() + shard.first + shard.count);
+    const std::vector<int64_t> my_t(t.begin() + shard.first, t.begin() + shard.first + shard.count);
+    const Tensor x_t = rows_on(pool.x, my_idx, o.run.device);
+    const Tensor z = diffusion::sample_noise(shape, shard.first, shard.count, o.run.seed ^ kStepNoise,
+                                             static_cast<uint64_t>(step), o.run.device);
+    const TeacherStep target = dkdm_teacher_step(teacher_fn, prediction, teacher.schedule, x_t, my_t, z);
     DkdmLossParts parts;
-    Tensor loss = dkdm_loss(student.forward(x_t, diffusion::model_time(teacher.schedule, t)), target, teacher.schedule,
-                            x_t, t, &parts);
-    const double value = loss.item();
+    Tensor loss = dist::rank_share(dkdm_loss(student.forward(x_t, diffusion::model_time(teacher.schedule, my_t)),
+                                             target, teacher.schedule, x_t, my_t, &parts),
+                                   shard);
+    std::vector<double> shares{loss.item(), parts.mse * shard.weight(), parts.vb * shard.weight()};
+    const bool interrupted = dist::sum_step_scalars(shares, interrupt.requested(), comm);
+    const double value = shares[0];
     DK_CHECK(std::isfinite(value), "distill dkdm: step ", step, ": the loss is ", value,
              "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());
     loss.backward();
+    dist::all_reduce_gradients(student.parameters(), 1.0, comm);
     adam.step();
     adam.zero_grad();
     ema.update(student, step);
-    write_rows(pool.x, idx, target.x_prev);  // the selected states advance by one step
+    {  // the selected states advance by one step (every rank's, on every rank)
+      NoGradGuard no_grad;
+      write_rows(pool.x, idx, dist::gather_batch(to_device(target.x_prev, cpu()), shard, comm));
+    }
     for (int64_t j = 0; j < o.batch_size; ++j) pool.t[idx[j]] = t[j];
     loss_sum += value;
-    mse_sum += parts.mse;
-    vb_sum += parts.vb;
+    mse_sum += shares[1];
+    vb_sum += shares[2];
     ++window;
     if (step % o.run.log_every == 0 || step == o.steps) {
       char fields[128];
@@ -303,7 +337,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
       loss_sum = mse_sum = vb_sum = 0;
       window = 0;
     }
-    if (o.run.finish_step(step, o.steps, false, interrupt, save_checkpoint)) {
+    if (o.run.finish_step(step, o.steps, false, interrupted, run, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

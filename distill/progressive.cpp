@@ -14,6 +14,7 @@
 #include "diffusion/generate.h"
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
+#include "dist/batch_collectives.h"
 #include "distill/common.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
@@ -142,10 +143,15 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       {"few_step_update_factor", o.few_step_update_factor}, {"batch", o.batch_size},
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
       {"pad_to", o.pad_to}, {"flip", o.horizontal_flip}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
+  // Data-parallel (dist/): each rank trains on its slice of every global batch; rank 0 writes.
+  dist::Communicator& comm = dist::world();
+  DK_CHECK(o.batch_size >= comm.size(), "distill ", method, ": --batch ", o.batch_size, " is smaller than the ",
+           comm.size(), " ranks (each rank needs at least one image of every batch)");
+  const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());
   diffusion::RunFolder run(o.run.dir, settings,
                            {"method", "objective", "teacher", "data", "start_steps", "end_steps", "updates_per_stage",
                             "few_step_update_factor", "batch", "pad_to", "seed"},
-                           o.run.resume, o.run.quiet);
+                           o.run.resume, o.run.quiet, comm);
   fs::create_directories(run.dir() / "students");
   data::BatchLoader loader(train_set, {o.batch_size, o.run.seed, o.horizontal_flip, o.pad_to});
   DK_CHECK(loader.image_size() == config.image_size && train_set.channels == config.in_channels, "distill: dataset ",
@@ -159,9 +165,16 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
   auto begin_stage = [&](int64_t k) {
     stage = k;
     teacher = std::make_unique<nn::UNet>(config);
-    if (k == 0) teacher->copy_weights_from(*original.net);
-    else nn::load_model(student_file(run.dir(), student_steps(k - 1)), *teacher);
-    teacher->to(o.run.device);
+    if (k == 0) {
+      teacher->copy_weights_from(*original.net);
+      teacher->to(o.run.device);
+    } else if (student) {  // the stage just trained (its file may still be being written by rank 0)
+      teacher->to(o.run.device);
+      teacher->copy_weights_from(*student);
+    } else {  // resuming: the previous stage's student from its file
+      nn::load_model(student_file(run.dir(), student_steps(k - 1)), *teacher);
+      teacher->to(o.run.device);
+    }
     teacher->eval();
     student = std::make_unique<nn::UNet>(config);
     student->to(o.run.device);  // before Adam takes its tensors
@@ -229,10 +242,11 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     lr_schedule.total_steps = stage_end[stage] - stage_start(stage);
     const double lr = lr_schedule.at(within - 1);  // the stage's first update at the base rate, as PD's step 0
     adam->set_lr(lr);
-    const Tensor x = to_device(loader.next().images, o.run.device);
-    const int64_t b = o.batch_size, first = (step - 1) * b;
+    // This rank's rows of the global batch; every draw keyed by the global image index.
+    const Tensor x = to_device(loader.next(shard.first, shard.count).images, o.run.device);
+    const int64_t b = shard.count, first = (step - 1) * o.batch_size + shard.first;
     std::vector<int64_t> i(b);
-    for (int64_t j = 0; j < b; ++j)  // i ~ U{1..N}, keyed by (seed, step, j)
+    for (int64_t j = 0; j < b; ++j)  // i ~ U{1..N}, keyed by (seed, global image index)
       i[j] = 1 + std::min<int64_t>(n - 1, static_cast<int64_t>(philox::uniform_at(o.run.seed ^ kStepStream, 0, first + j) * n));
     const PdTimes times = pd_times(schedule.steps(), n, i);
     const Shape sample_shape(x.shape().begin() + 1, x.shape().end());
@@ -242,12 +256,19 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     const PdTarget target = progressive_target(teacher_fn, prediction, schedule, z_t, times);
     const Tensor out = student->forward(z_t, diffusion::model_time(schedule, times.t));
     std::vector<std::pair<std::string, double>> parts;
-    Tensor loss = objective ? objective->loss({step, z_t, c, target, out, prediction}, parts)
-                            : progressive_loss(o.loss, out, prediction, z_t, c, target);
-    const double value = loss.item();
+    Tensor loss = objective ? objective->loss({step, z_t, c, target, out, prediction, comm, shard}, parts)
+                            : dist::rank_share(progressive_loss(o.loss, out, prediction, z_t, c, target), shard);
+    std::vector<double> shares{loss.item()};
+    for (const auto& part : parts) shares.push_back(part.second);
+    const bool interrupted = dist::sum_step_scalars(shares, interrupt.requested(), comm);
+    const double value = shares[0];
+    for (size_t k = 0; k < parts.size(); ++k) parts[k].second = shares[k + 1];
     DK_CHECK(std::isfinite(value), "distill progressive: step ", step, ": the loss is ", value,
              "; stopping. The last good checkpoint is in ", (run.dir() / "checkpoints").string());
     loss.backward();
+    TensorList trained = student->parameters();
+    if (objective) for (const Tensor& p : objective->parameters()) trained.push_back(p);
+    dist::all_reduce_gradients(trained, 1.0, comm);
     const double grad_norm = nn::clip_grad_norm(student->parameters(), o.grad_clip > 0 ? o.grad_clip : INFINITY);
     DK_CHECK(std::isfinite(grad_norm), "distill progressive: step ", step, ": the gradient norm is ", grad_norm,
              "; stopping before the update");
@@ -276,13 +297,14 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
     }
     if (stage_done) {  // the stage's student, before the checkpoint that points past it
       const std::string file = student_file(run.dir(), n);
-      save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",
-                           {{"method", method}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
+      if (run.writes())
+        save_distilled_model(file, *student, original.spec, "ddim:" + std::to_string(n) + ":trailing",
+                             {{"method", method}, {"teacher", o.teacher}, {"stage", std::to_string(stage + 1)}});
       result.students.push_back(file);
       if (!o.run.quiet) std::printf("stage %lld done: %lld-step student in %s\n", static_cast<long long>(stage + 1),
                                 static_cast<long long>(n), file.c_str());
     }
-    if (o.run.finish_step(step, total, stage_done, interrupt, save_checkpoint)) {
+    if (o.run.finish_step(step, total, stage_done, interrupted, run, save_checkpoint)) {
       result.interrupted = true;
       break;
     }

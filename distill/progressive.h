@@ -24,14 +24,14 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
-
-#include "diffusion/run_folder.h"
 #include <vector>
 
 #include "data/dataset.h"
 #include "diffusion/gaussian.h"
 #include "diffusion/losses.h"
+#include "diffusion/run_folder.h"
 #include "diffusion/sampler.h"
+#include "dist/data_parallel.h"
 
 namespace diffkd::distill {
 
@@ -78,7 +78,8 @@ struct ProgressiveOptions {
 
 // What a halving stage trains the student on, one step at a time. PD's own objective is
 // progressive_loss on the student's output; RDD replaces it with relational losses on the x0 it
-// implies (distill/rdd.h). Its extra state travels with each checkpoint.
+// implies (distill/rdd.h). Its extra state travels with each checkpoint. In a data-parallel run
+// the tensors are this rank's rows of the global batch.
 struct StageStep {
   int64_t step;  // global step, 1-based
   const Tensor& z_t;
@@ -86,6 +87,8 @@ struct StageStep {
   const PdTarget& target;
   const Tensor& student_out;
   diffusion::Prediction prediction;
+  dist::Communicator& comm;
+  const dist::BatchShard& shard;
 };
 
 class StageObjective {
@@ -94,8 +97,12 @@ class StageObjective {
   virtual std::string method() const = 0;                 // "rdd": recorded in the run and the students
   virtual nlohmann::json settings() const = 0;            // recorded in run.json (all fixed on resume)
   virtual void begin_stage(int64_t stage) = 0;            // stage 0, 1, ...: fresh per-stage state
-  // The loss (with gradient to the student) and its named parts for the metrics.
+  // This rank's share of the loss (with gradient to the student) and of its named parts for the
+  // metrics (dist/batch_collectives.h: the shares sum to the global batch's values).
   virtual Tensor loss(const StageStep& s, std::vector<std::pair<std::string, double>>& parts) = 0;
+  // The objective's own trained parameters: their gradients are summed over the ranks with the
+  // student's, before after_update.
+  virtual TensorList parameters() const = 0;
   virtual void after_update() = 0;                        // after the student's optimiser step
   virtual void save(const std::string& folder) const = 0;  // into a checkpoint folder
   virtual void load(const std::string& folder) = 0;

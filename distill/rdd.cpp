@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "diffusion/gaussian.h"
+#include "dist/batch_collectives.h"
 #include "distill/common.h"
 #include "eval/classifier_eval.h"
 #include "nn/checkpoint.h"
@@ -139,11 +140,13 @@ Tensor RddObjective::loss(const StageStep& s, std::vector<std::pair<std::string,
   const Tensor x_student = diffusion::denoise(s.student_out, s.prediction, s.z_t, s.c).x0;
   // A padded run's images (--pad-to, e.g. 28 -> 32) reach the feature network by their centre,
   // the size it was trained on (nn::Classifier::run).
-  const Tensor f_student = features_->run(x_student).feature_map;
+  // The relations couple the images of the whole batch: in a data-parallel run every rank gathers
+  // the global batch's maps and computes the relational terms alike (dist/batch_collectives.h).
+  const Tensor f_student = dist::gather_batch(features_->run(x_student).feature_map, s.shard, s.comm);
   Tensor f_teacher;
   {
     NoGradGuard no_grad;
-    f_teacher = features_->run(s.target.x_tilde).feature_map;
+    f_teacher = dist::gather_batch(features_->run(s.target.x_tilde).feature_map, s.shard, s.comm);
   }
   // Enqueue K random teacher pixels (keyed by the step) before the loss, as the official code.
   const Tensor teacher_units = pixel_unit_vectors(f_teacher);
@@ -156,14 +159,17 @@ Tensor RddObjective::loss(const StageStep& s, std::vector<std::pair<std::string,
   const Tensor mp2p = memory_relation_loss(teacher_units, pixel_unit_vectors(head_->forward(f_student)),
                                            to_device(bank_->contrast_rows(), o_.device), w.tau_contrast, w.tau_kd);
   Tensor total = w.cfd * cfd + w.isp2p * isp2p + w.mp2p * mp2p;
-  parts = {{"cfd", cfd.item()}, {"isp2p", isp2p.item()}, {"mp2p", mp2p.item()}};
-  if (w.pd > 0) {
+  const double share = s.shard.weight();  // of the relational terms, alike on every rank
+  parts = {{"cfd", cfd.item() * share}, {"isp2p", isp2p.item() * share}, {"mp2p", mp2p.item() * share}};
+  if (w.pd > 0) {  // on this rank's rows
     const Tensor pd = progressive_loss("snr-trunc", s.student_out, s.prediction, s.z_t, s.c, s.target);
     total = total + w.pd * pd;
-    parts.emplace_back("pd", pd.item());
+    parts.emplace_back("pd", pd.item() * share);
   }
-  return total;
+  return dist::rank_share(total, s.shard);
 }
+
+TensorList RddObjective::parameters() const { return head_->parameters(); }
 
 void RddObjective::after_update() {
   head_adam_->step();

@@ -91,6 +91,7 @@ class RddObjective final : public StageObjective {
   nlohmann::json settings() const override;
   void begin_stage(int64_t stage) override;
   Tensor loss(const StageStep& s, std::vector<std::pair<std::string, double>>& parts) override;
+  TensorList parameters() const override;  // the projection head's
   void after_update() override;
   void save(const std::string& folder) const override;
   void load(const std::string& folder) override;

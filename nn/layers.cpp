@@ -2,6 +2,8 @@
 
 #include "nn/layers.h"
 
+#include "dist/batch_collectives.h"
+
 namespace diffkd::nn {
 
 Linear::Linear(int64_t in_features, int64_t out_features, Generator& gen, bool with_bias) {
@@ -98,7 +100,18 @@ Tensor BatchNorm::forward(const Tensor& x) {
     NoGradGuard no_grad;
     assign(num_batches_tracked, full({}, num_batches_tracked.item() + 1, DType::I64));
   }
+  if (is_training() && across != nullptr && across->size() > 1) {
+    dist::Communicator& comm = *across;
+    const BatchStatistics over_ranks{[&comm](const Tensor& t) { return dist::sum_over_ranks(t, comm); },
+                                     static_cast<int64_t>(comm.sum(static_cast<double>(x.numel() / x.size(1))))};
+    return batch_norm(x, running_mean, running_var, weight, bias, true, momentum, eps, &over_ranks);
+  }
   return batch_norm(x, running_mean, running_var, weight, bias, is_training(), momentum, eps);
+}
+
+void sync_batch_norms(Module& root, dist::Communicator* comm) {
+  if (auto* bn = dynamic_cast<BatchNorm*>(&root)) bn->across = comm;
+  for (const auto& [name, child] : root.children()) sync_batch_norms(*child, comm);
 }
 
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen) {

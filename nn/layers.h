@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "dist/communicator.h"
 #include "nn/init.h"
 #include "nn/module.h"
 
@@ -68,7 +69,13 @@ class BatchNorm : public Module {
   Tensor forward(const Tensor& x);
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
+  // Data-parallel training: the statistics over the rows of every rank of `across` (SyncBatchNorm);
+  // nullptr, or one rank: over this process's rows.
+  dist::Communicator* across = nullptr;
 };
+
+// Every BatchNorm in `root`'s tree takes its training statistics across the ranks of `comm`.
+void sync_batch_norms(Module& root, dist::Communicator* comm);
 
 class Dropout : public Module {
  public:

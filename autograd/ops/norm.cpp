@@ -145,7 +145,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
+                  double eps, const BatchStatistics* across) {
   DK_CHECK(x.dim() >= 2, "batch_norm: expected [N, C, ...], got ", shape_str(x.shape()));
   const int64_t c = x.size(1);
   check_param("batch_norm", weight, c, "weight");
@@ -157,12 +157,14 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
   Tensor y;
   if (training) {
-    const int64_t count = x.numel() / c;
+    const int64_t count = across ? across->count : x.numel() / c;
     DK_CHECK(count > 1, "batch_norm: training needs more than one value per channel, got input ",
-             shape_str(x.shape()));
-    Tensor mu = mean(x, dims, true);
+             shape_str(x.shape()), across ? " (over every rank)" : "");
+    // Across ranks: the global mean first, then the spread about it (two passes, as one process).
+    Tensor mu = across ? across->sum(sum(x, dims, true)) / static_cast<double>(count) : mean(x, dims, true);
     Tensor centred = x - mu;
-    Tensor var_biased = mean(square(centred), dims, true);
+    Tensor var_biased = across ? across->sum(sum(square(centred), dims, true)) / static_cast<double>(count)
+                               : mean(square(centred), dims, true);
     y = centred * rsqrt(var_biased + eps);
     if (running_mean.defined() && running_var.defined()) {
       NoGradGuard no_grad;

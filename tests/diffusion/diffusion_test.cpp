@@ -11,6 +11,7 @@
 #include "data/registry.h"
 #include "diffusion/generate.h"
 #include "diffusion/noise.h"
+#include "diffusion/run_folder.h"
 #include "diffusion/sampler.h"
 #include "diffusion/trainer.h"
 #include "nn/checkpoint.h"
@@ -240,6 +241,20 @@ TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
   EXPECT_TRUE(fs::exists(dir + "/checkpoints/step-0000003/model.safetensors"));
   // The run's Ctrl-C handler is gone with the run, even though it stopped with an error.
   EXPECT_EQ(std::signal(SIGINT, before), &marker_handler);
+}
+
+// SIGTERM (what mpirun sends each rank on Ctrl-C, and schedulers before a kill) asks the run to
+// stop as Ctrl-C does; both handlers are restored after.
+TEST(InterruptGuard, SigtermAndSigintRequestAStopAndTheHandlersComeBack) {
+  const auto before_int = std::signal(SIGINT, marker_handler), before_term = std::signal(SIGTERM, marker_handler);
+  for (const int sig : {SIGTERM, SIGINT}) {
+    InterruptGuard guard;
+    EXPECT_FALSE(guard.requested());
+    std::raise(sig);
+    EXPECT_TRUE(guard.requested()) << "signal " << sig;
+  }
+  EXPECT_EQ(std::signal(SIGINT, before_int), &marker_handler);
+  EXPECT_EQ(std::signal(SIGTERM, before_term), &marker_handler);
 }
 
 }  // namespace

@@ -47,7 +47,9 @@ TEST(RddMethod, PaddedImagesReachTheFeatureNetworkCropped) {
     t.x_tilde = teacher_x0;
     t.eps_tilde = zeros_like(teacher_x0);
     std::vector<std::pair<std::string, double>> parts;
-    return objective.loss({1, student_x0, c, t, student_x0, diffusion::Prediction::X0}, parts).item();
+    const dist::BatchShard whole = dist::shard_of(4, 0, 1);
+    return objective.loss({1, student_x0, c, t, student_x0, diffusion::Prediction::X0, dist::world(), whole}, parts)
+        .item();
   };
   auto padded = [](const Tensor& x) { return pad(x, {2, 2, 2, 2}, 0.3); };
   EXPECT_DOUBLE_EQ(loss_of(padded(x0), padded(target)), loss_of(x0, target));
