@@ -2,42 +2,22 @@
 
 #include "cuda/cublas_loader.h"
 
-#include <dlfcn.h>
-
-#include <string>
-
-#include "tensor/error.h"
+#include "cuda/library_loader.h"
 
 namespace diffkd::cuda {
 
-namespace {
-
-void* open_cublas() {
-  const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
-  for (const std::string& path : {name, std::string(DIFFKD_CUDA_LIBRARY_DIR) + "/" + name})
-    if (void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) return handle;
-  fail("cuBLAS: cannot load ", name, " (", dlerror(), "; also looked in ", DIFFKD_CUDA_LIBRARY_DIR, ")");
-}
-
-template <typename F>
-void bind(void* handle, F& slot, const char* symbol) {
-  slot = reinterpret_cast<F>(dlsym(handle, symbol));
-  DK_CHECK(slot != nullptr, "cuBLAS: symbol ", symbol, " not found in libcublas.so.", CUBLAS_VER_MAJOR);
-}
-
-}  // namespace
-
 const CublasApi& cublas_api() {
   static const CublasApi api = [] {
-    void* handle = open_cublas();  // kept open for the life of the process
+    const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    void* handle = open_library(name, DIFFKD_CUDA_LIBRARY_DIR, "cuBLAS");
     CublasApi a{};
-    bind(handle, a.create, "cublasCreate_v2");
-    bind(handle, a.set_stream, "cublasSetStream_v2");
-    bind(handle, a.set_math_mode, "cublasSetMathMode");
-    bind(handle, a.sgemm_strided_batched, "cublasSgemmStridedBatched");
-    bind(handle, a.dgemm_strided_batched, "cublasDgemmStridedBatched");
-    bind(handle, a.status_name, "cublasGetStatusName");
-    bind(handle, a.status_string, "cublasGetStatusString");
+    bind_symbol(handle, a.create, "cublasCreate_v2", name);
+    bind_symbol(handle, a.set_stream, "cublasSetStream_v2", name);
+    bind_symbol(handle, a.set_math_mode, "cublasSetMathMode", name);
+    bind_symbol(handle, a.sgemm_strided_batched, "cublasSgemmStridedBatched", name);
+    bind_symbol(handle, a.dgemm_strided_batched, "cublasDgemmStridedBatched", name);
+    bind_symbol(handle, a.status_name, "cublasGetStatusName", name);
+    bind_symbol(handle, a.status_string, "cublasGetStatusString", name);
     return a;
   }();
   return api;

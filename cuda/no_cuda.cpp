@@ -1,5 +1,6 @@
 // A build without CUDA (no nvcc, or -DDIFFKD_CUDA=OFF): tensor/cuda_support.h answers "none".
 
+#include "dist/nccl_communicator.h"
 #include "tensor/cuda_support.h"
 
 #include "tensor/error.h"
@@ -15,3 +16,12 @@ CudaDeviceInfo cuda_device_info(int) { fail(cuda_unavailable_reason()); }
 double cuda_time_ms(const std::function<void()>&) { fail(cuda_unavailable_reason()); }
 
 }  // namespace diffkd
+
+namespace diffkd::dist {
+
+bool built_with_nccl() { return false; }
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator&) {
+  fail("this diffkd was built without CUDA, so without NCCL");
+}
+
+}  // namespace diffkd::dist

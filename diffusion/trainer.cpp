@@ -94,7 +94,7 @@ nn::UNet& moved_to(nn::UNet& net, Device device) {
 class Run {
  public:
   Run(const TrainOptions& o, const data::ImageDataset& data)
-      : o_(o), comm_(dist::world()), lead_(comm_.rank() == 0), quiet_(o.quiet || !lead_),
+      : o_(o), comm_(dist::world_for(o.device)), lead_(comm_.rank() == 0), quiet_(o.quiet || !lead_),
         dir_(o.run_dir), config_(nn::load_unet_config(o.model)),
         folder_(o.run_dir, run_settings(o, config_), kFixedSettings, o.resume, o.quiet, comm_),
         net_(config_, o.seed),

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dist/mpi_communicator.h"
+#include "dist/nccl_communicator.h"
 #include "tensor/backend.h"
 #include "tensor/error.h"
 
@@ -132,6 +133,13 @@ std::unique_ptr<Communicator> make_world() {
 Communicator& world() {
   static const std::unique_ptr<Communicator> comm = make_world();
   return *comm;
+}
+
+Communicator& world_for(Device device) {
+  Communicator& host = world();
+  if (device.type != DeviceType::CUDA || host.size() == 1 || !built_with_nccl()) return host;
+  static const std::unique_ptr<Communicator> nccl = make_nccl_communicator(host);
+  return *nccl;
 }
 
 bool built_with_mpi() {

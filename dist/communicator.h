@@ -43,6 +43,10 @@ class Communicator {
 
 // The process's communicator, set up on first use (MPI_Init under a launcher).
 Communicator& world();
+// The communicator for a run on `device`: on a GPU with several ranks, NCCL over world()'s ranks
+// (made on first use, collectively) when the build has it; otherwise world() itself, which
+// stages GPU buffers through the host.
+Communicator& world_for(Device device);
 
 // Whether this build can run several ranks (it was compiled with MPI).
 bool built_with_mpi();

@@ -123,7 +123,7 @@ int64_t generate_trajectories(const TrajectoryOptions& o) {
                          {"quantise_noise", o.quantise_noise}, {"seed", o.seed}, {"image_size", tc.image_size}};
   // Data-parallel: every rank runs its slice of each shard's trajectories; rank 0 checks the
   // folder and writes.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world_for(o.device);
   const bool writes = comm.rank() == 0;
   const fs::path dir(o.dir);
   if (writes) {
@@ -245,7 +245,7 @@ AdvKdResult train_advkd(const AdvKdOptions& o) {
                          {"clip", o.adversarial.clip}, {"d_batch", o.adversarial.d_batch}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   // Data-parallel (dist/): each rank trains on its slice of every batch, BatchNorm statistics
   // taken over the whole batch (synced); rank 0 writes.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world_for(o.run.device);
   for (int64_t s = 0; s < stages; ++s)
     DK_CHECK(batch_of[s] >= comm.size(), "distill advkd: stage ", s + 1, "'s batch of ", batch_of[s],
              " is smaller than the ", comm.size(), " ranks (each rank needs at least one image of every batch)");

@@ -86,7 +86,7 @@ int64_t generate_pairs(const PairOptions& o) {
   DK_CHECK(o.count > 0 && o.held_out > 0 && o.shard_size > 0 && o.batch_size > 0 && o.steps > 0,
            "student pairs: --pairs, --held-out, --shard-size, --batch and --teacher-steps must be positive");
   // Data-parallel: every rank makes its slice of each shard; rank 0 checks the folder and writes.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world_for(o.device);
   const bool writes = comm.rank() == 0;
   const fs::path dir(o.dir);
   const json settings = pair_settings(o);
@@ -249,7 +249,7 @@ StudentResult train_denoising_student(const StudentOptions& o) {
                          {"warmup", o.warmup},  {"beta2", o.beta2},     {"ema", o.ema},           {"grad_clip", o.grad_clip},
                          {"eval_every", o.eval_every}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   // Data-parallel (dist/): each rank trains on its slice of every batch; rank 0 writes.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world_for(o.run.device);
   DK_CHECK(o.batch_size >= comm.size(), "distill student: --batch ", o.batch_size, " is smaller than the ",
            comm.size(), " ranks (each rank needs at least one pair of every batch)");
   const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());

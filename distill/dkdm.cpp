@@ -215,7 +215,7 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
                                    {"batch", o.batch_size},   {"steps", o.steps},     {"lr", o.lr},
                                    {"ema", o.ema},            {"seed", o.run.seed},   {"device", o.run.device.str()}};
   // Data-parallel (dist/): every rank holds the pool and steps its slice of each batch; rank 0 writes.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world_for(o.run.device);
   DK_CHECK(o.batch_size >= comm.size(), "distill dkdm: --batch ", o.batch_size, " is smaller than the ", comm.size(),
            " ranks (each rank needs at least one state of every batch)");
   const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());

@@ -144,7 +144,7 @@ ProgressiveResult progressive_distillation(const ProgressiveOptions& o, const da
       {"lr", o.lr}, {"lr_anneal", o.lr_anneal}, {"loss", o.loss}, {"grad_clip", o.grad_clip},
       {"pad_to", o.pad_to}, {"flip", o.horizontal_flip}, {"seed", o.run.seed}, {"device", o.run.device.str()}};
   // Data-parallel (dist/): each rank trains on its slice of every global batch; rank 0 writes.
-  dist::Communicator& comm = dist::world();
+  dist::Communicator& comm = dist::world_for(o.run.device);
   DK_CHECK(o.batch_size >= comm.size(), "distill ", method, ": --batch ", o.batch_size, " is smaller than the ",
            comm.size(), " ranks (each rank needs at least one image of every batch)");
   const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());

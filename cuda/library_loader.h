@@ -1,0 +1,27 @@
+#pragma once
+// What the run-time loaded NVIDIA libraries share (cuda/cublas_loader.h, cuda/nccl_loader.h): open
+// one by its versioned name, first on the loader's search path, then in the folder the build found
+// it in; look its symbols up one by one. Both throw naming the library and what is missing.
+
+#include <dlfcn.h>
+
+#include <string>
+
+#include "tensor/error.h"
+
+namespace diffkd::cuda {
+
+// `what` names the library in errors ("cuBLAS"); the handle stays open for the life of the process.
+inline void* open_library(const std::string& name, const std::string& build_dir, const char* what) {
+  for (const std::string& path : {name, build_dir + "/" + name})
+    if (void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) return handle;
+  fail(what, ": cannot load ", name, " (", dlerror(), "; also looked in ", build_dir, ")");
+}
+
+template <typename F>
+void bind_symbol(void* handle, F& slot, const char* symbol, const std::string& library) {
+  slot = reinterpret_cast<F>(dlsym(handle, symbol));
+  DK_CHECK(slot != nullptr, "symbol ", symbol, " not found in ", library);
+}
+
+}  // namespace diffkd::cuda
