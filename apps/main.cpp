@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -91,6 +92,12 @@ int main(int argc, char** argv) {
     return diffkd::apps::run_selected(app);
   } catch (const diffkd::Error& e) {
     return failed("error", e.what(), 1);
+  } catch (const std::filesystem::filesystem_error& e) {
+    // A folder that cannot be made or a file that cannot be moved is bad input, not a bug:
+    // "cannot create directories: Not a directory [runs/x/checkpoints]" names the path and why.
+    std::string what = e.what();
+    if (what.rfind("filesystem error: ", 0) == 0) what.erase(0, 18);
+    return failed("error", what.c_str(), 1);
   } catch (const std::exception& e) {
     return failed("internal error", e.what(), 2);
   }

@@ -6,8 +6,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "tensor/error.h"
@@ -16,6 +19,32 @@ namespace diffkd {
 namespace {
 
 std::string errno_text() { return std::strerror(errno); }
+
+// DIFFKD_FAULT (atomic_file.h): which write fails, and how.
+struct Fault {
+  enum class Kind { None, Kill, DiskFull } kind = Kind::None;
+  long write = 0;  // 1-based, counted over the process
+};
+
+Fault planned_fault() {
+  static const Fault fault = [] {
+    Fault f;
+    const char* text = std::getenv("DIFFKD_FAULT");
+    if (text == nullptr || *text == '\0') return f;
+    const std::string spec = text;
+    const size_t colon = spec.find(':');
+    const std::string kind = spec.substr(0, colon);
+    char* end = nullptr;
+    f.write = colon == std::string::npos ? 0 : std::strtol(spec.c_str() + colon + 1, &end, 10);
+    DK_CHECK((kind == "kill" || kind == "full") && f.write > 0 && end != nullptr && *end == '\0',
+             "DIFFKD_FAULT='", spec, "': expected kill:N or full:N (N >= 1, the write that fails)");
+    f.kind = kind == "kill" ? Fault::Kind::Kill : Fault::Kind::DiskFull;
+    return f;
+  }();
+  return fault;
+}
+
+std::atomic<long> writes_begun{0};
 
 std::string folder_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -40,8 +69,17 @@ void sync_folder(const std::string& path) {
 // Writes, flushes, syncs and closes the temp file; the caller removes it if this throws.
 void fill_temp_file(std::FILE* file, const std::string& path, const std::string& temp,
                     const std::function<void(const ByteSink&)>& produce) {
+  const Fault fault = planned_fault();
+  const bool faulty = fault.kind != Fault::Kind::None && ++writes_begun == fault.write;
   const ByteSink sink = [&](const void* data, size_t size) {
     if (size == 0) return;
+    if (faulty) {  // half of the first chunk reaches the disk, then the fault
+      std::fwrite(data, 1, size / 2, file);
+      std::fflush(file);
+      if (fault.kind == Fault::Kind::Kill) std::raise(SIGKILL);
+      errno = ENOSPC;
+      fail(path, ": writing temp file ", temp, " failed: ", errno_text());
+    }
     DK_CHECK(std::fwrite(data, 1, size, file) == size, path, ": writing temp file ", temp,
              " failed: ", errno_text());
   };

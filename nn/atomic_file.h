@@ -5,6 +5,12 @@
 // file is renamed over `path` (atomic on POSIX within one file system); then the folder is
 // fsync'ed so that the rename itself survives a power loss. On failure the temp file is removed
 // and a diffkd::Error names the path and the system's reason.
+//
+// Fault injection, for the tests that a crash or a full disk loses nothing (tests/nn/
+// fault_injection_test.cpp): the environment variable DIFFKD_FAULT = "kill:N" ends the process
+// with SIGKILL in the middle of its N-th atomic write (part of the bytes in the temp file, as a
+// power cut or `kill -9` would leave it), and "full:N" fails the N-th write part way with ENOSPC,
+// as a full disk does. Unset, nothing changes.
 
 #include <cstddef>
 #include <functional>
