@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Configures and builds one flavour of diffkd: `release` (default; -O3 -march=native) or
-# `sanitize` (ASan + UBSan at -O1, no benchmarks). Output in build/<flavour>.
+# Configures and builds one flavour of diffkd into build/<folder>:
+#   release   -O3 -march=native, with the tests and benchmarks (build/release)
+#   main      the same library and `diffkd`, without tests or benchmarks (build/release; what the
+#             main job needs: GoogleTest and Google Benchmark need not be installed)
+#   sanitize  ASan + UBSan at -O1, with the tests, no benchmarks (build/sanitize)
+# The test and benchmark switches are passed every time, so a `main` build followed by a
+# `release` one builds the tests instead of keeping the cached "off".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-release}
 case "$flavour" in
-  release)  flags=(-DCMAKE_BUILD_TYPE=Release) ;;
-  sanitize) flags=(-DCMAKE_BUILD_TYPE=Debug -DDIFFKD_SANITIZE=ON -DDIFFKD_BUILD_BENCH=OFF) ;;
-  *) echo "build.sh: unknown flavour '$flavour' (expected release or sanitize)" >&2; exit 2 ;;
+  release)  folder=release; flags=(-DCMAKE_BUILD_TYPE=Release -DDIFFKD_BUILD_TESTS=ON -DDIFFKD_BUILD_BENCH=ON) ;;
+  main)     folder=release; flags=(-DCMAKE_BUILD_TYPE=Release -DDIFFKD_BUILD_TESTS=OFF -DDIFFKD_BUILD_BENCH=OFF) ;;
+  sanitize) folder=sanitize; flags=(-DCMAKE_BUILD_TYPE=Debug -DDIFFKD_SANITIZE=ON -DDIFFKD_BUILD_TESTS=ON -DDIFFKD_BUILD_BENCH=OFF) ;;
+  *) echo "build.sh: unknown flavour '$flavour' (expected release, main or sanitize)" >&2; exit 2 ;;
 esac
-cmake -S . -B "build/$flavour" -G Ninja "${flags[@]}" > "build-$flavour.log" 2>&1 || { cat "build-$flavour.log"; exit 1; }
+cmake -S . -B "build/$folder" -G Ninja "${flags[@]}" > "build-$flavour.log" 2>&1 || { cat "build-$flavour.log"; exit 1; }
 rm -f "build-$flavour.log"
-cmake --build "build/$flavour" -j 2
+cmake --build "build/$folder" -j 2

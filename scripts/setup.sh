@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Installs every system package diffkd's build, tests and benchmarks use, on Debian 12.
-# Idempotent and fast when everything is present: apt is only called for what is missing, and
-# MNIST is fetched only when datasets/mnist lacks it.
+# Installs the system packages diffkd needs on Debian 12: by default what building diffkd and
+# running the main job need; with --tests also what the tests and benchmarks use (GoogleTest,
+# Google Benchmark, Debian's PyTorch for the reference goldens and comparison scripts, the
+# Fashion-MNIST package). Idempotent and fast when everything is present: apt is only called for
+# what is missing, and MNIST is fetched only when datasets/mnist lacks it.
 set -euo pipefail
+
+case "${1:-}" in
+  "") with_tests=0 ;;
+  --tests) with_tests=1 ;;
+  *) echo "setup.sh: unknown argument '$1' (expected nothing, or --tests)" >&2; exit 2 ;;
+esac
 
 packages=(
   build-essential cmake ninja-build pkg-config git
   libeigen3-dev            # CPU kernels (GEMM fallback, small dense maths)
   libopenblas0-openmp      # optimised GEMM (loaded at run time), OpenMP build: no oversubscription
-  libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libstb-dev zlib1g-dev
-  openmpi-bin libopenmpi-dev   # data-parallel runs: mpirun -np N diffkd train (dist/)
-  python3-torch python3-numpy   # reference goldens and comparison benchmarks only
-  dataset-fashion-mnist    # the second dataset (IDX .gz in /usr/share/datasets/fashion-mnist)
+  openmpi-bin libopenmpi-dev   # data-parallel runs: mpirun -np N diffkd train|distill (dist/)
   openssl                  # checks the MNIST download's hash
 )
+if [ "$with_tests" -eq 1 ]; then
+  packages+=(
+    libgtest-dev libgmock-dev libbenchmark-dev
+    python3-torch python3-numpy   # reference goldens and comparison benchmarks only
+    dataset-fashion-mnist    # the second dataset (IDX .gz in /usr/share/datasets/fashion-mnist)
+  )
+fi
 
 missing=()
 for p in "${packages[@]}"; do
