@@ -124,6 +124,21 @@ void Module::zero_grad() {
   for (auto& [name, t] : named_parameters()) t.zero_grad();
 }
 
+namespace {
+
+// A weight stored with size-1 dimensions added or dropped at the end holds the same values in the
+// same order: a 1x1 Conv2d's [3C, C, 1, 1] for our Conv1d-shaped attention projection [3C, C, 1]
+// (as PyTorch UNets write it). Vectors are not matched this way: [C] against [C, 1] is more
+// likely a wrong tensor than a reshaped one.
+bool same_but_trailing_ones(Shape a, Shape b) {
+  if (a.size() < 2 || b.size() < 2) return false;
+  while (a.size() > 2 && a.back() == 1) a.pop_back();
+  while (b.size() > 2 && b.back() == 1) b.pop_back();
+  return a == b;
+}
+
+}  // namespace
+
 void Module::load_state_dict(const NamedTensors& state, const std::string& source) {
   std::vector<std::pair<std::string, Tensor*>> slots;
   collect_slots("", slots);
@@ -136,8 +151,9 @@ void Module::load_state_dict(const NamedTensors& state, const std::string& sourc
     auto it = given.find(name);
     DK_CHECK(it != given.end(), source, ": missing tensor '", name, "' (expected shape ",
              shape_str(slot->shape()), ")");
-    DK_CHECK(it->second->shape() == slot->shape(), source, ": tensor '", name, "' has shape ",
-             shape_str(it->second->shape()), ", the model expects ", shape_str(slot->shape()));
+    DK_CHECK(it->second->shape() == slot->shape() || same_but_trailing_ones(it->second->shape(), slot->shape()), source,
+             ": tensor '", name, "' has shape ", shape_str(it->second->shape()), ", the model expects ",
+             shape_str(slot->shape()));
     DK_CHECK(is_floating(it->second->dtype()) == is_floating(slot->dtype()), source,
              ": tensor '", name, "' is ", dtype_name(it->second->dtype()), ", the model expects ",
              dtype_name(slot->dtype()));
@@ -146,7 +162,10 @@ void Module::load_state_dict(const NamedTensors& state, const std::string& sourc
   for (const auto& [name, t] : state)
     DK_CHECK(used.count(name), source, ": unexpected tensor '", name, "' ", shape_str(t.shape()),
              " (the model has no such parameter or buffer)");
-  for (const auto& [name, slot] : slots) assign(*slot, *given.at(name));
+  for (const auto& [name, slot] : slots) {
+    const Tensor& src = *given.at(name);
+    assign(*slot, src.shape() == slot->shape() ? src : reshape(src, slot->shape()));
+  }
 }
 
 void Module::copy_weights_from(const Module& other) {

@@ -65,6 +65,34 @@ TEST(Checkpoint, ModelFileAloneRebuildsTheUNet) {
   EXPECT_EQ(loaded->state_dict().back().second.to_vector(), net.state_dict().back().second.to_vector());
 }
 
+// PyTorch UNets store the attention projections as 1x1 Conv2d weights [3C, C, 1, 1]; ours are
+// [3C, C, 1]: the same values load. A shape that differs otherwise is still refused.
+TEST(Checkpoint, AttentionProjectionsStoredAsConv2dLoad) {
+  nn::UNet net(small_config(), 5);
+  nn::NamedTensors state = net.state_dict();
+  int squeezed = 0;
+  for (auto& [name, t] : state)
+    if (name.find("qkv.weight") != std::string::npos || name.find("proj_out.weight") != std::string::npos) {
+      ASSERT_EQ(t.dim(), 3) << name;
+      t = reshape(t, {t.size(0), t.size(1), 1, 1});
+      ++squeezed;
+    }
+  ASSERT_GT(squeezed, 0);
+  nn::UNet loaded(small_config(), 9);
+  loaded.load_state_dict(state, "conv2d-layout");
+  Generator gen(4);
+  const Tensor x = randn({2, 1, 8, 8}, gen), t = from_vector({10.0, 700.0}, {2});
+  EXPECT_EQ(loaded.forward(x, t).to_vector(), net.forward(x, t).to_vector());
+  for (auto& [name, t] : state)
+    if (name.find("qkv.weight") != std::string::npos) t = expand(reshape(t, {t.size(0), t.size(1), 1}), {t.size(0), t.size(1), 2});
+  try {
+    loaded.load_state_dict(state, "wrong.safetensors");
+    FAIL() << "a [3C, C, 2] projection loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the model expects"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Checkpoint, MissingConfigAndBadMetadataAreNamed) {
   nn::UNet net(small_config(), 5);
   const std::string path = temp_path("no_config.safetensors");
