@@ -59,8 +59,15 @@ Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction predict
 namespace {
 
 // An Adv-KD generator: one pass of its last stage from the shrunk noise, centre-cropped.
+// Rows [i - first, i - first + n) of the given noise, or the draws of images [i, i + n).
+Tensor noise_rows(const Tensor& given, const Shape& shape, int64_t first, int64_t i, int64_t n, uint64_t seed,
+                  Device device) {
+  if (!given.defined()) return sample_noise(shape, i, n, seed, 0, device);
+  return to_device(to_dtype(contiguous(narrow(given, 0, i - first, n)), DType::F32), device);
+}
+
 Tensor generate_adversarial(LoadedModel& model, int64_t first, int64_t count, int64_t batch_size, uint64_t seed,
-                            const std::function<void(const GenerateProgress&)>& on_batch) {
+                            const std::function<void(const GenerateProgress&)>& on_batch, const Tensor& x_T) {
   NoGradGuard no_grad;
   const nn::StagedGeneratorConfig& g = model.generator->config();
   DK_CHECK(model.stages_trained == g.stages(), model.path, ": the generator has trained ", model.stages_trained, " of its ",
@@ -74,7 +81,7 @@ Tensor generate_adversarial(LoadedModel& model, int64_t first, int64_t count, in
     const int64_t n = std::min(batch_size, first + count - i);
     // The 8-bit quantisation of the condition runs on the host; the generator on its device.
     const Tensor noise = to_device(
-        nn::adversarial_condition(sample_noise(shape, i, n, seed, 0), g.noise_size, model.quantise_noise),
+        nn::adversarial_condition(noise_rows(x_T, shape, first, i, n, seed, cpu()), g.noise_size, model.quantise_noise),
         model.generator->device());
     const Tensor image = model.generator->forward(noise, last);
     parts.push_back(to_device(narrow(narrow(image, 2, margin, model.image_size), 3, margin, model.image_size), cpu())
@@ -90,9 +97,10 @@ Tensor generate_adversarial(LoadedModel& model, int64_t first, int64_t count, in
 
 Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, int64_t count,
                 int64_t batch_size, uint64_t seed,
-                const std::function<void(const GenerateProgress&)>& on_batch) {
+                const std::function<void(const GenerateProgress&)>& on_batch, const Tensor& x_T_all) {
   DK_CHECK(count > 0 && batch_size > 0, "generate: count and batch size must be positive");
-  if (model.generator) return generate_adversarial(model, first, count, batch_size, seed, on_batch);
+  if (x_T_all.defined()) check_initial_noise(model, x_T_all, count, "generate: the given noise");
+  if (model.generator) return generate_adversarial(model, first, count, batch_size, seed, on_batch, x_T_all);
   const nn::UNetConfig& c = model.net->config();
   const Shape shape{c.in_channels, c.image_size, c.image_size};
   const Prediction prediction = parse_prediction(model.spec.prediction);
@@ -104,7 +112,7 @@ Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, 
   const auto start = std::chrono::steady_clock::now();
   for (int64_t i = first; i < first + count; i += batch_size) {
     const int64_t n = std::min(batch_size, first + count - i);
-    const Tensor x_T = sample_noise(shape, i, n, seed, 0, model.net->device());
+    const Tensor x_T = noise_rows(x_T_all, shape, first, i, n, seed, model.net->device());
     if (model.one_step.empty()) {
       parts.push_back(to_device(sample(fn, prediction, model.schedule, config, x_T, i, seed), cpu()));
     } else {
@@ -117,6 +125,27 @@ Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, 
     if (on_batch) on_batch(progress);
   }
   return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+namespace {
+
+Shape image_shape(const LoadedModel& model) {
+  if (model.generator) return {model.image_channels, model.image_size, model.image_size};
+  const nn::UNetConfig& c = model.net->config();
+  return {c.in_channels, c.image_size, c.image_size};
+}
+
+}  // namespace
+
+Tensor initial_noise(const LoadedModel& model, int64_t first, int64_t count, uint64_t seed) {
+  return sample_noise(image_shape(model), first, count, seed, 0);
+}
+
+void check_initial_noise(const LoadedModel& model, const Tensor& x_T, int64_t count, const std::string& source) {
+  Shape expected = image_shape(model);
+  expected.insert(expected.begin(), count);
+  DK_CHECK(x_T.shape() == expected && is_floating(x_T.dtype()), source, ": noise of shape ", shape_str(x_T.shape()), " (",
+           dtype_name(x_T.dtype()), "), expected ", shape_str(expected), " floating point for ", model.path);
 }
 
 }  // namespace diffkd::diffusion

@@ -49,9 +49,18 @@ struct GenerateProgress {
 
 // Images [first, first + count) as [count, C, H, W] in [-1, 1] (the sampler's last x0 is clipped
 // when config.clip_x0; a one-step generator ignores the sampler and is clipped), computed on the
-// model's device and returned on the host. on_batch is called after each batch.
+// model's device and returned on the host. on_batch is called after each batch. x_T: the starting
+// noise of the images, [count, C, H, W] (e.g. another framework's, to match a run against it);
+// undefined: drawn from (seed, image index) as initial_noise gives it. The samplers' later draws
+// (DDPM's per-step noise) still come from the seed.
 Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, int64_t count,
                 int64_t batch_size, uint64_t seed,
-                const std::function<void(const GenerateProgress&)>& on_batch = nullptr);
+                const std::function<void(const GenerateProgress&)>& on_batch = nullptr, const Tensor& x_T = Tensor());
+
+// The noise generate draws for images [first, first + count): [count, C, H, W] on the host.
+Tensor initial_noise(const LoadedModel& model, int64_t first, int64_t count, uint64_t seed);
+
+// One line naming `source` unless x_T is [count, C, H, W] floating point for `model`'s images.
+void check_initial_noise(const LoadedModel& model, const Tensor& x_T, int64_t count, const std::string& source);
 
 }  // namespace diffkd::diffusion

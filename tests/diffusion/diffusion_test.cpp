@@ -220,6 +220,26 @@ TEST(Trainer, HybridLossTrainsALearnedRangeModelThatSamplesEndToEnd) {
   EXPECT_GT(max(abs(c - a)).item(), 0.0);
 }
 
+// Images from a given x_T (sample --noise): the drawn noise is initial_noise's, the given one is
+// used, and a wrong shape is one line.
+TEST(Generate, StartsFromGivenNoise) {
+  const std::string dir = fresh_dir("run_given_noise");
+  train_diffusion(tiny_run(dir, 2), tiny_data());
+  LoadedModel model = load_diffusion_model(dir + "/model.safetensors");
+  SamplerConfig ddim;
+  ddim.steps = 3;
+  const Tensor drawn = generate(model, ddim, 0, 3, 2, 5);
+  const Tensor x_T = initial_noise(model, 0, 3, 5);
+  EXPECT_EQ(generate(model, ddim, 0, 3, 2, 5, nullptr, x_T).to_vector(), drawn.to_vector());
+  EXPECT_GT(max(abs(generate(model, ddim, 0, 3, 2, 5, nullptr, x_T * 0.5) - drawn)).item(), 1e-3);
+  try {
+    generate(model, ddim, 0, 2, 2, 5, nullptr, x_T);
+    FAIL() << "noise of 3 images for 2 was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("expected [2,1,8,8]"), std::string::npos) << e.what();
+  }
+}
+
 extern "C" void marker_handler(int) {}
 
 TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
