@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <filesystem>
 
@@ -15,6 +16,7 @@
 #include "diffusion/sampler.h"
 #include "diffusion/trainer.h"
 #include "nn/checkpoint.h"
+#include "nn/safetensors.h"
 #include "tests/nn/tiny_unet.h"
 
 namespace diffkd::testing {
@@ -238,6 +240,25 @@ TEST(Generate, StartsFromGivenNoise) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("expected [2,1,8,8]"), std::string::npos) << e.what();
   }
+}
+
+// `diffkd forward` writes the network's raw output for a given x and t: what the model computes
+// in process; a t outside the schedule is one line.
+TEST(Generate, ForwardCommandWritesTheRawNetworkOutput) {
+  const std::string dir = fresh_dir("run_forward");
+  train_diffusion(tiny_run(dir, 2), tiny_data());
+  Generator gen(3);
+  const Tensor x = randn({2, 1, 8, 8}, gen);
+  safetensors::save(dir + "/x.safetensors", {{"x", x}});
+  const std::string command = std::string(DIFFKD_CLI_PATH) + " forward --model " + dir + "/model.safetensors --input " +
+                              dir + "/x.safetensors --out " + dir + "/out.safetensors";
+  ASSERT_EQ(std::system((command + " --t 321 > /dev/null 2>&1").c_str()), 0);
+  LoadedModel model = load_diffusion_model(dir + "/model.safetensors");
+  model.net->eval();
+  NoGradGuard no_grad;
+  const Tensor expected = model.net->forward(x, model_time(model.schedule, {321, 321}));
+  EXPECT_EQ(safetensors::load(dir + "/out.safetensors").at("output").to_vector(), expected.to_vector());
+  EXPECT_NE(std::system((command + " --t 1000 > /dev/null 2>&1").c_str()), 0);  // T = 1000: 0..999
 }
 
 extern "C" void marker_handler(int) {}
