@@ -55,10 +55,16 @@ TEST(SumOverRanks, EachRankGetsTheGradientOfTheGlobalLoss) {
   std::vector<std::vector<double>> grads(2), sums(2);
   on_two_ranks([&](int r, dist::Communicator& comm) {
     Tensor mine = from_vector(x[r], {3}, DType::F64).requires_grad_();
-    const Tensor y = dist::sum_over_ranks(mine, comm);
+    // Rank 1 hands over a non-contiguous view (every other element of a longer tensor).
+    Tensor wide = from_vector({x[r][0], 9.0, x[r][1], 9.0, x[r][2]}, {5}, DType::F64).requires_grad_();
+    const Tensor input = r == 0 ? mine : slice(wide, 0, 0, 5, 2);
+    const Tensor y = dist::sum_over_ranks(input, comm);
     sums[r] = y.to_vector();
     (w[r] * sum(from_vector(c[r], {3}, DType::F64) * square(y))).backward();
-    grads[r] = mine.grad().to_vector();
+    grads[r] = r == 0 ? mine.grad().to_vector() : slice(wide.grad(), 0, 0, 5, 2).to_vector();
+    if (r == 1) {
+      EXPECT_EQ(wide.grad().to_vector()[1], 0.0);  // the skipped elements get no gradient
+    }
   });
   const Tensor x0 = from_vector(x[0], {3}, DType::F64), x1 = from_vector(x[1], {3}, DType::F64);
   const std::vector<double> expected[2] = {
