@@ -28,6 +28,7 @@ void add_eval_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_distill_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 
 // Runs whichever subcommand was selected; returns the exit code.
 int run_selected(CLI::App& app);

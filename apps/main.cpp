@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   diffkd::apps::add_report_command(app);
   diffkd::apps::add_distill_command(app);
   diffkd::apps::add_forward_command(app);
+  diffkd::apps::add_convert_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

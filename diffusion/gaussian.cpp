@@ -58,7 +58,7 @@ Tensor prediction_target(Prediction p, const Tensor& x0, const Tensor& eps, cons
 
 Tensor model_time(const NoiseSchedule& s, const std::vector<int64_t>& t) {
   std::vector<double> steps;
-  for (int64_t step : t) steps.push_back(static_cast<double>(s.timesteps.at(step)));
+  for (int64_t step : t) steps.push_back(static_cast<double>(s.timesteps.at(step)) * s.time_scale);
   return from_vector(steps, {static_cast<int64_t>(steps.size())});
 }
 

@@ -25,7 +25,7 @@ LoadedModel load_diffusion_model(const std::string& path, Device device) {
     m.quantise_noise = nn::metadata_int(file.metadata, "quantise_noise", path) != 0;
     m.stages_trained = nn::metadata_int(file.metadata, "stages_trained", path);
     m.spec = DiffusionSpec::from_json(file.metadata.at("diffusion"), path);
-    m.schedule = NoiseSchedule::named(m.spec.schedule, m.spec.timesteps);
+    m.schedule = m.spec.noise_schedule();
     return m;
   }
   m.net = nn::load_unet(path);
@@ -35,7 +35,7 @@ LoadedModel load_diffusion_model(const std::string& path, Device device) {
   DK_CHECK(it != file.metadata.end(), path,
            ": no diffusion settings in the metadata (was it written by `diffkd train`?)");
   m.spec = DiffusionSpec::from_json(it->second, path);
-  m.schedule = NoiseSchedule::named(m.spec.schedule, m.spec.timesteps);
+  m.schedule = m.spec.noise_schedule();
   if (auto s = file.metadata.find("sampler"); s != file.metadata.end()) m.sampler = s->second;
   if (auto o = file.metadata.find("one_step"); o != file.metadata.end()) {
     m.one_step = o->second;

@@ -25,8 +25,7 @@ NoiseSchedule NoiseSchedule::from_alphas_cumprod(const std::vector<double>& alph
   return s;
 }
 
-namespace {
-NoiseSchedule from_betas(const std::vector<double>& betas) {
+NoiseSchedule NoiseSchedule::from_betas(const std::vector<double>& betas) {
   NoiseSchedule s;
   s.betas = betas;
   double product = 1.0;
@@ -37,7 +36,6 @@ NoiseSchedule from_betas(const std::vector<double>& betas) {
   }
   return s;
 }
-}  // namespace
 
 NoiseSchedule NoiseSchedule::linear(int64_t steps) {
   DK_CHECK(steps > 1, "linear schedule: need at least 2 steps, got ", steps);
@@ -83,7 +81,9 @@ NoiseSchedule NoiseSchedule::respaced(const std::vector<int64_t>& kept) const {
     alphas.push_back(alphas_cumprod[kept[i]]);
     original.push_back(timesteps[kept[i]]);
   }
-  return from_alphas_cumprod(alphas, original);
+  NoiseSchedule kept_schedule = from_alphas_cumprod(alphas, original);
+  kept_schedule.time_scale = time_scale;
+  return kept_schedule;
 }
 
 double LogSnrCosine::logsnr(double u) const {

@@ -15,6 +15,9 @@ struct NoiseSchedule {
   std::vector<double> betas;
   std::vector<double> alphas_cumprod;
   std::vector<int64_t> timesteps;  // the original step index of each entry (identity unless respaced)
+  // The network sees timesteps[t] * time_scale: 1, or 1000 / T for a model trained with
+  // improved-diffusion's rescale_timesteps.
+  double time_scale = 1.0;
 
   int64_t steps() const { return static_cast<int64_t>(betas.size()); }
   double alpha_bar(int64_t t) const { return alphas_cumprod.at(t); }
@@ -32,6 +35,8 @@ struct NoiseSchedule {
   static NoiseSchedule rdd_cosine() { return cosine(1025); }
   // From a name: "linear", "cosine", "rdd-cosine".
   static NoiseSchedule named(const std::string& name, int64_t steps);
+  // beta_1..beta_T as given (alpha_bar their running product of 1 - beta).
+  static NoiseSchedule from_betas(const std::vector<double>& betas);
   static NoiseSchedule from_alphas_cumprod(const std::vector<double>& alphas_cumprod,
                                            const std::vector<int64_t>& timesteps);
 

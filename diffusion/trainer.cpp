@@ -34,8 +34,26 @@ namespace diffkd::diffusion {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+NoiseSchedule DiffusionSpec::noise_schedule() const {
+  NoiseSchedule s = schedule == "betas" ? NoiseSchedule::from_betas(betas) : NoiseSchedule::named(schedule, timesteps);
+  if (rescale_timesteps) s.time_scale = 1000.0 / static_cast<double>(timesteps);
+  return s;
+}
+
 std::string DiffusionSpec::to_json() const {
-  return json{{"schedule", schedule}, {"timesteps", timesteps}, {"prediction", prediction}}.dump();
+  json j{{"schedule", schedule}, {"timesteps", timesteps}, {"prediction", prediction}};
+  if (schedule == "betas") j["betas"] = betas;  // nlohmann writes doubles with 17 digits: exact
+  if (rescale_timesteps) j["rescale_timesteps"] = true;
+  return j.dump();
+}
+
+DiffusionSpec DiffusionSpec::of_betas(std::vector<double> betas, const std::string& prediction, const std::string& source) {
+  DK_CHECK(!betas.empty(), source, ": no betas");
+  for (size_t t = 0; t < betas.size(); ++t)
+    DK_CHECK(betas[t] > 0 && betas[t] < 1, source, ": beta[", t, "] = ", betas[t], ", expected a value in (0, 1)");
+  DiffusionSpec s{"betas", static_cast<int64_t>(betas.size()), prediction, std::move(betas)};
+  parse_prediction(s.prediction);
+  return s;
 }
 
 DiffusionSpec DiffusionSpec::from_json(const std::string& text, const std::string& source) {
@@ -45,10 +63,19 @@ DiffusionSpec DiffusionSpec::from_json(const std::string& text, const std::strin
     s.schedule = j.at("schedule").get<std::string>();
     s.timesteps = j.at("timesteps").get<int64_t>();
     s.prediction = j.at("prediction").get<std::string>();
+    if (s.schedule == "betas") s.betas = j.at("betas").get<std::vector<double>>();
+    s.rescale_timesteps = j.value("rescale_timesteps", false);
   } catch (const json::exception& e) {
     fail(source, ": malformed diffusion settings (", e.what(), ")");
   }
-  NoiseSchedule::named(s.schedule, s.timesteps);
+  if (s.schedule == "betas") {
+    DK_CHECK(static_cast<int64_t>(s.betas.size()) == s.timesteps, source, ": ", s.betas.size(), " betas for T = ",
+             s.timesteps);
+    const bool rescale = s.rescale_timesteps;
+    s = of_betas(s.betas, s.prediction, source);
+    s.rescale_timesteps = rescale;
+  }
+  s.noise_schedule();
   parse_prediction(s.prediction);
   return s;
 }

@@ -13,8 +13,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
+#include "diffusion/schedule.h"
 #include "tensor/device.h"
 
 namespace diffkd::diffusion {
@@ -58,13 +60,22 @@ struct TrainResult {
 TrainResult train_diffusion(const TrainOptions& options, const data::ImageDataset& train_set);
 
 // The diffusion settings a model checkpoint carries in its metadata ("diffusion" key), so that
-// sampling needs nothing but the file.
+// sampling needs nothing but the file. A schedule is a name (NoiseSchedule::named) or "betas":
+// the file's own beta_1..beta_T (a teacher imported with trained or non-standard betas), kept in
+// the JSON as exact decimal doubles.
 struct DiffusionSpec {
   std::string schedule = "cosine";
   int64_t timesteps = 1000;
   std::string prediction = "v";
+  std::vector<double> betas;  // schedule "betas" only: timesteps values in (0, 1)
+  // The network was trained on t * 1000 / T (improved-diffusion's rescale_timesteps).
+  bool rescale_timesteps = false;
+
+  NoiseSchedule noise_schedule() const;
   std::string to_json() const;
   static DiffusionSpec from_json(const std::string& json, const std::string& source);
+  // A spec of the given betas ("betas" schedule); throws naming `source` unless each is in (0, 1).
+  static DiffusionSpec of_betas(std::vector<double> betas, const std::string& prediction, const std::string& source);
 };
 
 }  // namespace diffkd::diffusion

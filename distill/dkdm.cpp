@@ -255,7 +255,8 @@ DkdmResult dkdm_distillation(const DkdmOptions& o) {
     DK_CHECK(static_cast<int64_t>(pool.t.size()) == pool_size && pool.x.size(1) == shape[0] && pool.x.size(2) == shape[1],
              (latest->second / "pool.safetensors").string(), ": a pool of ", pool.t.size(), " states, expected ", pool_size);
   }
-  const diffusion::DiffusionSpec student_spec{teacher.spec.schedule, teacher.spec.timesteps, "eps"};
+  diffusion::DiffusionSpec student_spec = teacher.spec;
+  student_spec.prediction = "eps";
   auto save_student = [&](int64_t step) {
     nn::UNet averaged(config);
     ema.copy_to(averaged);

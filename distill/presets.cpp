@@ -70,7 +70,7 @@ void check_model_fits(const std::string& who, const std::string& path, const std
            fit.kind);
   if (fit.max_alpha_bar <= 0) return;
   const diffusion::DiffusionSpec spec = diffusion::DiffusionSpec::from_json(spec_text->second, path + " \"diffusion\"");
-  const diffusion::NoiseSchedule schedule = diffusion::NoiseSchedule::named(spec.schedule, spec.timesteps);
+  const diffusion::NoiseSchedule schedule = spec.noise_schedule();
   DK_CHECK(fit.first_step < schedule.steps(), who, ": ", flag, " ", path, " has ", schedule.steps(),
            " steps; the preset starts at step ", fit.first_step, " (", fit.kind, ")");
   const double alpha_bar = schedule.alpha_bar(fit.first_step);

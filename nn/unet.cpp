@@ -33,11 +33,11 @@ UNet::UNet(const UNetConfig& config, uint64_t seed) : config_(config) {
     label_emb_ = register_module("label_emb", std::make_shared<Embedding>(c.num_classes, emb_ch, gen));
 
   auto res_options = [&](ResBlockOptions::Resample r) {
-    return ResBlockOptions{c.norm_groups, c.dropout, c.use_scale_shift_norm, r};
+    return ResBlockOptions{c.norm_groups, c.norm_eps, c.dropout, c.use_scale_shift_norm, r};
   };
   auto attention = [&](int64_t channels) {
     const int64_t heads = c.num_head_channels == -1 ? c.num_heads : channels / c.num_head_channels;
-    return std::make_shared<AttentionBlock>(channels, heads, c.norm_groups, gen);
+    return std::make_shared<AttentionBlock>(channels, heads, c.norm_groups, c.norm_eps, gen);
   };
   auto attends = [&](int64_t res) {
     return std::count(c.attention_resolutions.begin(), c.attention_resolutions.end(), res) > 0;
@@ -62,7 +62,7 @@ UNet::UNet(const UNetConfig& config, uint64_t seed) : config_(config) {
       if (c.resblock_updown)
         block->append(std::make_shared<ResBlock>(cur, cur, emb_ch, res_options(Resample::Down), gen));
       else
-        block->append(std::make_shared<Downsample>(cur, c.conv_resample, gen));
+        block->append(std::make_shared<Downsample>(cur, c.conv_resample, c.downsample_padding == "bottom_right", gen));
       skip_channels.push_back(cur);
       res /= 2;
     }
@@ -90,7 +90,7 @@ UNet::UNet(const UNetConfig& config, uint64_t seed) : config_(config) {
       }
     }
   }
-  out_norm_ = register_module("out.0", std::make_shared<GroupNorm>(c.norm_groups, cur));
+  out_norm_ = register_module("out.0", std::make_shared<GroupNorm>(c.norm_groups, cur, c.norm_eps));
   // out.1 is SiLU.
   out_conv_ = register_module("out.2", std::make_shared<Conv2d>(cur, c.out_channels, 3, gen, 1, 1));
   initialize(gen);
@@ -132,7 +132,7 @@ Tensor UNet::forward(const Tensor& x, const Tensor& t, const Tensor& y) {
   DK_CHECK((c.num_classes > 0) == y.defined(), "UNet: ",
            c.num_classes > 0 ? "a class-conditional model needs labels y" : "labels given to an unconditional model");
   // The sinusoidal table is computed on the host; it joins x on x's device.
-  const Tensor table = to_device(timestep_embedding(t, c.model_channels), x.device());
+  const Tensor table = to_device(timestep_embedding(t, c.model_channels, c.timestep_embedding_form()), x.device());
   Tensor emb = time_embed_out_->forward(silu(time_embed_in_->forward(table)));
   if (label_emb_) emb = emb + label_emb_->forward(to_device(y, x.device()));  // [N, 4 ch]
 

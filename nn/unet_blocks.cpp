@@ -6,16 +6,19 @@
 
 namespace diffkd::nn {
 
-Tensor timestep_embedding(const Tensor& t, int64_t dim) {
+Tensor timestep_embedding(const Tensor& t, int64_t dim, const TimestepEmbeddingForm& form) {
   DK_CHECK(t.dim() == 1, "timestep_embedding: expected timesteps [N], got ", shape_str(t.shape()));
   const std::vector<double> steps = t.to_vector();
   const int64_t n = t.size(0), half = dim / 2;
+  DK_CHECK(half - form.shift > 0, "timestep_embedding: shift ", form.shift, " leaves no frequencies for ",
+           half, " pairs");
+  const int64_t cos_at = form.sin_first ? half : 0, sin_at = form.sin_first ? 0 : half;
   std::vector<double> emb(n * dim, 0.0);  // an odd dim keeps a zero last column
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < half; ++j) {
-      const double freq = std::exp(-std::log(10000.0) * static_cast<double>(j) / half);
-      emb[i * dim + j] = std::cos(steps[i] * freq);
-      emb[i * dim + half + j] = std::sin(steps[i] * freq);
+      const double freq = std::exp(-std::log(10000.0) * static_cast<double>(j) / (half - form.shift));
+      emb[i * dim + cos_at + j] = std::cos(steps[i] * freq);
+      emb[i * dim + sin_at + j] = std::sin(steps[i] * freq);
     }
   return from_vector(emb, {n, dim}, DType::F32, t.device());
 }
@@ -25,13 +28,13 @@ Tensor timestep_embedding(const Tensor& t, int64_t dim) {
 ResBlock::ResBlock(int64_t in_channels, int64_t out_channels, int64_t emb_channels,
                    const ResBlockOptions& options, Generator& gen)
     : out_channels_(out_channels), options_(options) {
-  in_norm_ = register_module("in_layers.0", std::make_shared<GroupNorm>(options.groups, in_channels));
+  in_norm_ = register_module("in_layers.0", std::make_shared<GroupNorm>(options.groups, in_channels, options.norm_eps));
   // in_layers.1 is SiLU.
   in_conv_ = register_module("in_layers.2", std::make_shared<Conv2d>(in_channels, out_channels, 3, gen, 1, 1));
   // emb_layers.0 is SiLU.
   const int64_t emb_out = options.scale_shift_norm ? 2 * out_channels : out_channels;
   emb_proj_ = register_module("emb_layers.1", std::make_shared<Linear>(emb_channels, emb_out, gen));
-  out_norm_ = register_module("out_layers.0", std::make_shared<GroupNorm>(options.groups, out_channels));
+  out_norm_ = register_module("out_layers.0", std::make_shared<GroupNorm>(options.groups, out_channels, options.norm_eps));
   // out_layers.1 is SiLU, out_layers.2 is Dropout.
   out_conv_ = register_module("out_layers.3", std::make_shared<Conv2d>(out_channels, out_channels, 3, gen, 1, 1));
   if (in_channels != out_channels)
@@ -75,11 +78,12 @@ AttentionBlock::Conv1x1::Conv1x1(int64_t in, int64_t out, Generator& gen) {
   register_parameter("bias", &bias);
 }
 
-AttentionBlock::AttentionBlock(int64_t channels, int64_t heads, int64_t groups, Generator& gen)
+AttentionBlock::AttentionBlock(int64_t channels, int64_t heads, int64_t groups, double norm_eps,
+                               Generator& gen)
     : channels_(channels), heads_(heads) {
   DK_CHECK(heads > 0 && channels % heads == 0, "AttentionBlock: ", channels,
            " channels do not split into ", heads, " heads");
-  norm_ = register_module("norm", std::make_shared<GroupNorm>(groups, channels));
+  norm_ = register_module("norm", std::make_shared<GroupNorm>(groups, channels, norm_eps));
   qkv_ = register_module("qkv", std::make_shared<Conv1x1>(channels, 3 * channels, gen));
   proj_out_ = register_module("proj_out", std::make_shared<Conv1x1>(channels, channels, gen));
 }
@@ -102,12 +106,15 @@ Tensor AttentionBlock::forward(const Tensor& x, const Tensor&) {
 
 // --- Downsample / Upsample ------------------------------------------------------------------------
 
-Downsample::Downsample(int64_t channels, bool with_conv, Generator& gen) {
-  if (with_conv) op_ = register_module("op", std::make_shared<Conv2d>(channels, channels, 3, gen, 2, 1));
+Downsample::Downsample(int64_t channels, bool with_conv, bool pad_bottom_right, Generator& gen)
+    : pad_bottom_right_(pad_bottom_right) {
+  if (with_conv)
+    op_ = register_module("op", std::make_shared<Conv2d>(channels, channels, 3, gen, 2, pad_bottom_right ? 0 : 1));
 }
 
 Tensor Downsample::forward(const Tensor& x, const Tensor&) {
-  return op_ ? op_->forward(x) : avg_pool2d(x, 2);
+  if (!op_) return avg_pool2d(x, 2);
+  return op_->forward(pad_bottom_right_ ? pad(x, {0, 1, 0, 1}) : x);
 }
 
 Upsample::Upsample(int64_t channels, bool with_conv, Generator& gen) {

@@ -10,12 +10,14 @@
 #include <type_traits>
 
 #include "nn/layers.h"
+#include "nn/unet_config.h"
 
 namespace diffkd::nn {
 
-// [N] timesteps -> [N, dim]: concat(cos(t f), sin(t f)), f_j = 10000^(-j / (dim/2)), computed in
-// float64 (t f near t = 1000 needs the precision) and returned as float32. Not differentiable in t.
-Tensor timestep_embedding(const Tensor& t, int64_t dim);
+// [N] timesteps -> [N, dim]: concat(cos(t f), sin(t f)) (or [sin, cos]), half = dim / 2,
+// f_j = 10000^(-j / (half - shift)), computed in float64 (t f near t = 1000 needs the precision)
+// and returned as float32. Not differentiable in t.
+Tensor timestep_embedding(const Tensor& t, int64_t dim, const TimestepEmbeddingForm& form = {});
 
 // A layer that reads the time embedding.
 class TimestepLayer : public Module {
@@ -25,6 +27,7 @@ class TimestepLayer : public Module {
 
 struct ResBlockOptions {
   int64_t groups = 32;
+  double norm_eps = 1e-5;
   double dropout = 0.0;
   bool scale_shift_norm = false;  // AdaGN (Dhariwal & Nichol 2021, sec. 3)
   enum class Resample { None, Up, Down } resample = Resample::None;
@@ -50,7 +53,7 @@ class ResBlock : public TimestepLayer {
 // Multi-head self-attention over the H*W positions, with a residual connection.
 class AttentionBlock : public TimestepLayer {
  public:
-  AttentionBlock(int64_t channels, int64_t heads, int64_t groups, Generator& gen);
+  AttentionBlock(int64_t channels, int64_t heads, int64_t groups, double norm_eps, Generator& gen);
   Tensor forward(const Tensor& x, const Tensor& emb) override;
   int64_t heads() const { return heads_; }
 
@@ -65,14 +68,17 @@ class AttentionBlock : public TimestepLayer {
   std::shared_ptr<Conv1x1> qkv_, proj_out_;
 };
 
-// Halves H and W: 3x3 stride-2 conv (`op`) or 2x2 average pooling.
+// Halves H and W: 3x3 stride-2 conv (`op`) or 2x2 average pooling. The conv pads one pixel on
+// every side, or, with pad_bottom_right, only below and to the right (TensorFlow's "SAME" for
+// stride 2 on even sizes: Ho et al.'s released models, diffusers' downsample_padding = 0).
 class Downsample : public TimestepLayer {
  public:
-  Downsample(int64_t channels, bool with_conv, Generator& gen);
+  Downsample(int64_t channels, bool with_conv, bool pad_bottom_right, Generator& gen);
   Tensor forward(const Tensor& x, const Tensor& emb) override;
 
  private:
   std::shared_ptr<Conv2d> op_;
+  bool pad_bottom_right_;
 };
 
 // Doubles H and W: nearest neighbour, then a 3x3 conv (`conv`) if with_conv.

@@ -55,6 +55,13 @@ void UNetConfig::validate(const std::string& source) const {
   DK_CHECK(num_classes >= 0, source, ": num_classes must be >= 0, got ", num_classes);
   DK_CHECK(init == "ddpm" || init == "adm", source, ": init must be \"ddpm\" or \"adm\", got \"",
            init, "\"");
+  DK_CHECK(time_embedding_order == "cos_sin" || time_embedding_order == "sin_cos", source,
+           ": time_embedding_order must be \"cos_sin\" or \"sin_cos\", got \"", time_embedding_order, "\"");
+  DK_CHECK(time_embedding_shift >= 0 && time_embedding_shift < model_channels / 2, source,
+           ": time_embedding_shift must be in [0, model_channels / 2), got ", time_embedding_shift);
+  DK_CHECK(norm_eps > 0 && norm_eps < 1, source, ": norm_eps must be in (0, 1), got ", norm_eps);
+  DK_CHECK(downsample_padding == "symmetric" || downsample_padding == "bottom_right", source,
+           ": downsample_padding must be \"symmetric\" or \"bottom_right\", got \"", downsample_padding, "\"");
   DK_CHECK(num_head_channels == -1 || num_head_channels > 0, source,
            ": num_head_channels must be -1 or positive, got ", num_head_channels);
   DK_CHECK(num_head_channels != -1 || num_heads > 0, source, ": num_heads must be positive");
@@ -105,6 +112,10 @@ std::string UNetConfig::to_json() const {
             {"num_classes", num_classes},
             {"norm_groups", norm_groups},
             {"init", init}};
+  if (time_embedding_order != "cos_sin") j["time_embedding_order"] = time_embedding_order;
+  if (time_embedding_shift != 0.0) j["time_embedding_shift"] = time_embedding_shift;
+  if (norm_eps != 1e-5) j["norm_eps"] = norm_eps;
+  if (downsample_padding != "symmetric") j["downsample_padding"] = downsample_padding;
   return j.dump();
 }
 
@@ -120,7 +131,8 @@ UNetConfig UNetConfig::from_json(const std::string& text, const std::string& sou
       "image_size", "in_channels", "model_channels", "out_channels", "num_res_blocks",
       "attention_resolutions", "channel_mult", "dropout", "num_heads", "num_head_channels",
       "use_scale_shift_norm", "resblock_updown", "conv_resample", "num_classes", "norm_groups",
-      "init"};
+      "init", "time_embedding_order", "time_embedding_shift",
+      "norm_eps", "downsample_padding"};
   for (const auto& [key, value] : j.items())
     DK_CHECK(std::find_if(std::begin(kFields), std::end(kFields),
                           [&](const char* f) { return key == f; }) != std::end(kFields),
@@ -142,6 +154,10 @@ UNetConfig UNetConfig::from_json(const std::string& text, const std::string& sou
   read_field(j, "num_classes", c.num_classes, source);
   read_field(j, "norm_groups", c.norm_groups, source);
   read_field(j, "init", c.init, source);
+  read_field(j, "time_embedding_order", c.time_embedding_order, source);
+  read_field(j, "time_embedding_shift", c.time_embedding_shift, source);
+  read_field(j, "norm_eps", c.norm_eps, source);
+  read_field(j, "downsample_padding", c.downsample_padding, source);
   c.validate(source);
   return c;
 }

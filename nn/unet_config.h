@@ -9,6 +9,13 @@
 
 namespace diffkd::nn {
 
+// How the sinusoidal table is laid out; the frameworks differ, and a checkpoint only computes its
+// function with the table it was trained on.
+struct TimestepEmbeddingForm {
+  bool sin_first = false;  // [sin, cos] (Ho et al., diffusers' flip_sin_to_cos = false); else [cos, sin]
+  double shift = 0.0;      // f_j = 10000^(-j / (half - shift)): 0 guided-diffusion, 1 Ho et al.
+};
+
 struct UNetConfig {
   int64_t image_size = 28;
   int64_t in_channels = 1;
@@ -26,6 +33,16 @@ struct UNetConfig {
   int64_t num_classes = 0;  // > 0: class-conditional
   int64_t norm_groups = 32;
   std::string init = "ddpm";  // "ddpm" or "adm" (nn/README.md, Initialisation)
+  // What other frameworks' checkpoints differ in: written to JSON only when not the default, so
+  // the files made before these fields existed read back identical.
+  std::string time_embedding_order = "cos_sin";  // or "sin_cos"
+  double time_embedding_shift = 0.0;             // 1 for Ho et al.'s 10000^(-j / (half - 1))
+  double norm_eps = 1e-5;                        // every GroupNorm's (Ho et al.'s: 1e-6)
+  std::string downsample_padding = "symmetric";  // or "bottom_right" (Downsample, nn/unet_blocks.h)
+
+  TimestepEmbeddingForm timestep_embedding_form() const {
+    return {time_embedding_order == "sin_cos", time_embedding_shift};
+  }
 
   // Throws diffkd::Error, prefixed with `source`, naming the first inconsistent field.
   void validate(const std::string& source = "unet config") const;

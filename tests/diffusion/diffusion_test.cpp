@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "data/registry.h"
+#include "diffusion/gaussian.h"
 #include "diffusion/generate.h"
 #include "diffusion/noise.h"
 #include "diffusion/run_folder.h"
@@ -71,6 +72,31 @@ TEST(Schedule, RespacingKeepsAlphaBarAndRecomputesBetas) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("ends at index 800, past the schedule's last index 499"), std::string::npos)
         << e.what();
+  }
+}
+
+// A file's own betas (an imported teacher's) round-trip exactly through the metadata JSON, and
+// improved-diffusion's rescaled time reaches the network through respacing too.
+TEST(Schedule, OwnBetasAndRescaledTimestepsRoundTrip) {
+  std::vector<double> betas;
+  for (int t = 0; t < 50; ++t) betas.push_back(1e-4 + 0.0199 * t / 49.0 + 1e-17 * t);
+  DiffusionSpec spec = DiffusionSpec::of_betas(betas, "eps", "test");
+  spec.rescale_timesteps = true;
+  const DiffusionSpec back = DiffusionSpec::from_json(spec.to_json(), "test");
+  EXPECT_EQ(back.schedule, "betas");
+  EXPECT_EQ(back.betas, betas);  // bit for bit
+  EXPECT_TRUE(back.rescale_timesteps);
+  const NoiseSchedule s = back.noise_schedule();
+  EXPECT_DOUBLE_EQ(s.alpha_bar(1), (1 - betas[0]) * (1 - betas[1]));
+  EXPECT_EQ(model_time(s, {49}).to_vector(), std::vector<double>{49 * 20.0});
+  EXPECT_EQ(model_time(s.respaced({0, 49}), {1}).to_vector(), std::vector<double>{49 * 20.0});
+  EXPECT_EQ(DiffusionSpec::from_json(R"({"schedule":"linear","timesteps":1000,"prediction":"eps"})", "old").to_json(),
+            R"({"prediction":"eps","schedule":"linear","timesteps":1000})");
+  try {
+    DiffusionSpec::from_json(R"({"schedule":"betas","timesteps":2,"prediction":"eps","betas":[0.1,1.5]})", "m.safetensors");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "m.safetensors: beta[1] = 1.5, expected a value in (0, 1)");
   }
 }
 

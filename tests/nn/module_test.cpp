@@ -10,6 +10,7 @@
 #include "nn/presets.h"
 #include "nn/safetensors.h"
 #include "nn/unet.h"
+#include "nn/unet_blocks.h"
 #include "tests/nn/tiny_unet.h"
 
 namespace diffkd::testing {
@@ -238,6 +239,46 @@ TEST(UNetConfig, BadConfigsNameTheField) {
                 .find("cannot be halved"),
             std::string::npos);
   EXPECT_NE(error_of("{oops").find("m.json: invalid JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"time_embedding_order": "sin-cos"})").find("time_embedding_order must be \"cos_sin\" or \"sin_cos\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"downsample_padding": "same"})").find("downsample_padding must be"), std::string::npos);
+  EXPECT_NE(error_of(R"({"time_embedding_shift": 16})").find("time_embedding_shift must be in [0, model_channels / 2)"),
+            std::string::npos);
+}
+
+// The fields other frameworks' checkpoints need are written only when they differ from the
+// defaults (so every file made before them reads back byte-identical), and round-trip.
+TEST(UNetConfig, ForeignVariantFieldsAreWrittenOnlyWhenSetAndRoundTrip) {
+  const nn::UNetConfig plain;
+  EXPECT_EQ(plain.to_json().find("time_embedding"), std::string::npos);
+  EXPECT_EQ(plain.to_json().find("norm_eps"), std::string::npos);
+  nn::UNetConfig ho = plain;
+  ho.time_embedding_order = "sin_cos";
+  ho.time_embedding_shift = 1;
+  ho.norm_eps = 1e-6;
+  ho.downsample_padding = "bottom_right";
+  const nn::UNetConfig back = nn::UNetConfig::from_json(ho.to_json(), "ho");
+  EXPECT_EQ(back.to_json(), ho.to_json());
+  EXPECT_EQ(back.time_embedding_order, "sin_cos");
+  EXPECT_EQ(back.time_embedding_shift, 1.0);
+  EXPECT_EQ(back.norm_eps, 1e-6);
+  EXPECT_EQ(back.downsample_padding, "bottom_right");
+}
+
+// The table's variants, against their closed forms at one t: [cos, sin] (guided-diffusion), [sin,
+// cos] with Ho et al.'s 10000^(-j / (half - 1)).
+TEST(UNetBlocks, TimestepEmbeddingOrderAndFrequencyShift) {
+  const Tensor t = from_vector({917}, {1});
+  const std::vector<double> cos_sin = nn::timestep_embedding(t, 8).to_vector();
+  const std::vector<double> ho = nn::timestep_embedding(t, 8, {true, 1.0}).to_vector();
+  for (int j = 0; j < 4; ++j) {
+    const double f0 = std::exp(-std::log(10000.0) * j / 4), f1 = std::exp(-std::log(10000.0) * j / 3);
+    EXPECT_NEAR(cos_sin[j], std::cos(917 * f0), 1e-6);
+    EXPECT_NEAR(cos_sin[4 + j], std::sin(917 * f0), 1e-6);
+    EXPECT_NEAR(ho[j], std::sin(917 * f1), 1e-6);
+    EXPECT_NEAR(ho[4 + j], std::cos(917 * f1), 1e-6);
+  }
+  EXPECT_NEAR(ho[3], std::sin(917 * 1e-4), 1e-7);  // Ho's last frequency is exactly 1/10000
 }
 
 }  // namespace
