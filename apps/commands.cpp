@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "diffusion/generate.h"
 #include "tensor/cuda_support.h"
 #include "tensor/error.h"
 
@@ -26,6 +27,18 @@ Device selected_device() {
 }
 
 namespace {
+diffusion::DiffusionFlags diffusion_flags;
+}  // namespace
+
+void add_diffusion_flags(CLI::App* command) {
+  const char* why = " (files record theirs: a different value is refused; a file without settings needs it)";
+  command->add_option("--schedule", diffusion_flags.schedule,
+                      std::string("the models' noise schedule: linear, cosine, rdd-cosine") + why);
+  command->add_option("--timesteps", diffusion_flags.timesteps, std::string("the models' T") + why);
+  command->add_option("--prediction", diffusion_flags.prediction, std::string("the networks' target: eps, x0, v") + why);
+}
+
+namespace {
 std::vector<std::pair<CLI::App*, std::function<int()>>>& registry() {
   static std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
   return commands;
@@ -37,6 +50,7 @@ void on_run(CLI::App* command, std::function<int()> run) {
 }
 
 int run_selected(CLI::App&) {
+  diffusion::set_diffusion_flags(diffusion_flags);
   for (auto& [command, run] : registry())
     if (command->parsed()) return run();
   return 0;

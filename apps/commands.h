@@ -16,6 +16,11 @@ void set_device_flag(const std::string& text);
 // The device the flag names ("auto" resolved); a named GPU that is not usable is an error.
 Device selected_device();
 
+// --schedule, --timesteps and --prediction for a command that loads diffusion models: checked
+// against what each file records, or used for a file that records nothing
+// (diffusion::set_diffusion_flags, set before the command runs).
+void add_diffusion_flags(CLI::App* command);
+
 // Registers `run` as what the subcommand `command` does.
 void on_run(CLI::App* command, std::function<int()> run);
 

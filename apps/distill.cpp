@@ -392,6 +392,7 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--ndf", opts.ndf, "advkd: the discriminator's first width")->capture_default_str();
   c->add_flag("--no-quantise-noise", opts.no_quantise_noise,
               "advkd: the generator's input from the exact noise (default: as an 8-bit image, as the official)");
+  add_diffusion_flags(c);
   on_run(c, run_distill);
 }
 

@@ -174,6 +174,7 @@ void add_eval_command(CLI::App& app) {
   c->add_option("--strip-count", opts.strip_count, "images in the --strip row")->capture_default_str()
       ->check(CLI::PositiveNumber);
   opts.sampler.add_to(c);
+  add_diffusion_flags(c);
   on_run(c, run_eval);
 }
 

@@ -55,6 +55,7 @@ void add_forward_command(CLI::App& app) {
   c->add_option("--input", opts.input, "x [N, C, H, W] (safetensors: a tensor x, or the only one)")->required();
   c->add_option("--t", opts.t, "schedule index 0..T-1, the same for every image")->required();
   c->add_option("--out", opts.out, "the output [N, C_out, H, W] (tensor \"output\")")->capture_default_str();
+  add_diffusion_flags(c);
   on_run(c, run_forward);
 }
 

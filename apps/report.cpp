@@ -156,6 +156,7 @@ void add_report_command(CLI::App& app) {
   c->add_option("--grid", opts.grid, "images in each sampler's PNG grid")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--seed", opts.seed, "noise seed (the same noise for every sampler)")->capture_default_str();
   c->add_option("--out-dir", opts.out_dir, "output folder")->capture_default_str();
+  add_diffusion_flags(c);
   on_run(c, run_report);
 }
 

@@ -119,6 +119,7 @@ void add_sample_command(CLI::App& app) {
                 "start from this x_T [N, C, H, W] (safetensors: a tensor x_T or the only one) instead of drawing it "
                 "(DDPM's per-step noise still comes from --seed)");
   c->add_option("--save-noise", opts.noise_out, "also save the x_T the images start from (tensor x_T)");
+  add_diffusion_flags(c);
   on_run(c, run_sample);
 }
 

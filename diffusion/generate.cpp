@@ -9,6 +9,37 @@
 
 namespace diffkd::diffusion {
 
+namespace {
+DiffusionFlags& flags() {
+  static DiffusionFlags given;
+  return given;
+}
+}  // namespace
+
+void set_diffusion_flags(const DiffusionFlags& given) { flags() = given; }
+
+DiffusionSpec diffusion_spec_of(const safetensors::Metadata& metadata, const std::string& path) {
+  const DiffusionFlags& f = flags();
+  const auto it = metadata.find("diffusion");
+  if (it == metadata.end()) {
+    DK_CHECK(!f.schedule.empty() && !f.prediction.empty(), path,
+             ": no diffusion settings in the metadata (was it written by `diffkd train` or `convert`?); "
+             "pass --schedule and --prediction (and --timesteps) to say how its network was trained");
+    DiffusionSpec s{f.schedule, f.timesteps > 0 ? f.timesteps : 1000, f.prediction};
+    return DiffusionSpec::from_json(s.to_json(), path + " (--schedule, --timesteps, --prediction)");
+  }
+  const DiffusionSpec s = DiffusionSpec::from_json(it->second, path);
+  auto agree = [&](const char* flag, const std::string& given, const std::string& recorded) {
+    DK_CHECK(given.empty() || given == recorded, path, ": its network was trained with ", flag + 2, " ", recorded,
+             "; ", flag, " ", given, " conflicts (a file's settings are what it was trained with; `diffkd convert` "
+             "re-records an imported one)");
+  };
+  agree("--schedule", f.schedule, s.schedule);
+  agree("--prediction", f.prediction, s.prediction);
+  agree("--timesteps", f.timesteps > 0 ? std::to_string(f.timesteps) : "", std::to_string(s.timesteps));
+  return s;
+}
+
 LoadedModel load_diffusion_model(const std::string& path, Device device) {
   LoadedModel m;
   m.path = path;
@@ -24,17 +55,14 @@ LoadedModel load_diffusion_model(const std::string& path, Device device) {
     m.image_channels = m.generator->config().image_channels;
     m.quantise_noise = nn::metadata_int(file.metadata, "quantise_noise", path) != 0;
     m.stages_trained = nn::metadata_int(file.metadata, "stages_trained", path);
-    m.spec = DiffusionSpec::from_json(file.metadata.at("diffusion"), path);
+    m.spec = diffusion_spec_of(file.metadata, path);
     m.schedule = m.spec.noise_schedule();
     return m;
   }
   m.net = nn::load_unet(path);
   m.net->eval();
   m.net->to(device);
-  auto it = file.metadata.find("diffusion");
-  DK_CHECK(it != file.metadata.end(), path,
-           ": no diffusion settings in the metadata (was it written by `diffkd train`?)");
-  m.spec = DiffusionSpec::from_json(it->second, path);
+  m.spec = diffusion_spec_of(file.metadata, path);
   m.schedule = m.spec.noise_schedule();
   if (auto s = file.metadata.find("sampler"); s != file.metadata.end()) m.sampler = s->second;
   if (auto o = file.metadata.find("one_step"); o != file.metadata.end()) {

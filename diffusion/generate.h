@@ -8,6 +8,7 @@
 #include <string>
 
 #include "diffusion/sampler.h"
+#include "nn/safetensors.h"
 #include "diffusion/trainer.h"
 #include "nn/adversarial.h"
 #include "nn/unet.h"
@@ -37,6 +38,20 @@ struct LoadedModel {
 // T - 1, its output read as in `form`).
 Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction prediction, const NoiseSchedule& schedule,
                       const Tensor& x_T);
+
+// What the command line says about the diffusion models it loads (sample, eval, report and
+// distill take --schedule, --timesteps and --prediction): a file that records its settings must
+// agree with each one given (a conflict is a one-line error naming the file, the setting and both
+// values: a file's settings are what its network was trained with); a file without them (weights
+// and config from elsewhere) takes these, with --schedule and --prediction required.
+struct DiffusionFlags {
+  std::string schedule, prediction;
+  int64_t timesteps = 0;
+};
+void set_diffusion_flags(const DiffusionFlags& flags);  // for every load that follows
+
+// The diffusion settings of a model file's metadata, checked against (or completed from) the flags.
+DiffusionSpec diffusion_spec_of(const safetensors::Metadata& metadata, const std::string& path);
 
 // A model checkpoint written by `diffkd train` (its metadata says how to sample it), its weights
 // placed on `device`.

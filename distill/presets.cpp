@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "diffusion/generate.h"
 #include "diffusion/schedule.h"
 #include "diffusion/trainer.h"
 #include "nn/safetensors.h"
@@ -58,9 +59,9 @@ const DistillPreset& find_distill_preset(const std::string& method, const std::s
 
 void check_model_fits(const std::string& who, const std::string& path, const std::string& flag, const ModelFit& fit) {
   const safetensors::Metadata meta = safetensors::load_metadata(path);
-  const auto config = meta.find("config"), spec_text = meta.find("diffusion");
-  DK_CHECK(config != meta.end() && spec_text != meta.end(), who, ": ", flag, " ", path,
-           " is not a diffusion model of `diffkd train` or `distill` (no config and diffusion metadata); the "
+  const auto config = meta.find("config");
+  DK_CHECK(config != meta.end(), who, ": ", flag, " ", path,
+           " is not a diffusion model of `diffkd train` or `distill` (no config in its metadata); the "
            "preset is for ", fit.kind);
   const nn::UNetConfig c = nn::UNetConfig::from_json(config->second, path + " \"config\"");
   const bool size_fits = fit.image_size == 0 || c.image_size == fit.image_size;
@@ -69,7 +70,7 @@ void check_model_fits(const std::string& who, const std::string& path, const std
            " images of ", c.in_channels, " channel", c.in_channels == 1 ? "" : "s", "; the preset is for ",
            fit.kind);
   if (fit.max_alpha_bar <= 0) return;
-  const diffusion::DiffusionSpec spec = diffusion::DiffusionSpec::from_json(spec_text->second, path + " \"diffusion\"");
+  const diffusion::DiffusionSpec spec = diffusion::diffusion_spec_of(meta, path);
   const diffusion::NoiseSchedule schedule = spec.noise_schedule();
   DK_CHECK(fit.first_step < schedule.steps(), who, ": ", flag, " ", path, " has ", schedule.steps(),
            " steps; the preset starts at step ", fit.first_step, " (", fit.kind, ")");

@@ -268,6 +268,38 @@ TEST(Generate, StartsFromGivenNoise) {
   }
 }
 
+// A model file without diffusion settings (weights and config from elsewhere) needs the
+// command line's; a file with them refuses a flag that disagrees and takes one that agrees.
+TEST(Generate, DiffusionFlagsCompleteAFileWithoutSettingsAndMustAgreeWithOneThatHasThem) {
+  const std::string dir = fresh_dir("run_flags");
+  fs::create_directories(dir);
+  const nn::UNet net(tiny_unet_config());
+  const std::string bare = dir + "/bare.safetensors", full = dir + "/full.safetensors";
+  nn::save_model(bare, net, tiny_unet_config().to_json());
+  nn::save_model(full, net, tiny_unet_config().to_json(), {{"diffusion", DiffusionSpec{"cosine", 1000, "v"}.to_json()}});
+  auto error_of = [](const std::string& path) {
+    try {
+      load_diffusion_model(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  set_diffusion_flags({});
+  EXPECT_NE(error_of(bare).find("bare.safetensors: no diffusion settings in the metadata"), std::string::npos);
+  set_diffusion_flags({"linear", "eps", 200});
+  const LoadedModel completed = load_diffusion_model(bare);
+  EXPECT_EQ(completed.spec.to_json(), (DiffusionSpec{"linear", 200, "eps"}.to_json()));
+  EXPECT_EQ(completed.schedule.steps(), 200);
+  EXPECT_EQ(error_of(full), full + ": its network was trained with schedule cosine; --schedule linear conflicts "
+                                   "(a file's settings are what it was trained with; `diffkd convert` re-records an imported one)");
+  set_diffusion_flags({"cosine", "v", 1000});
+  EXPECT_EQ(error_of(full), "");
+  set_diffusion_flags({"", "", 999});
+  EXPECT_NE(error_of(full).find("--timesteps 999 conflicts"), std::string::npos);
+  set_diffusion_flags({});
+}
+
 // `diffkd forward` writes the network's raw output for a given x and t: what the model computes
 // in process; a t outside the schedule is one line.
 TEST(Generate, ForwardCommandWritesTheRawNetworkOutput) {
