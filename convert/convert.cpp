@@ -2,6 +2,8 @@
 
 #include "convert/convert.h"
 
+#include <filesystem>
+
 #include "diffusion/schedule.h"
 #include "diffusion/gaussian.h"
 #include "nn/checkpoint.h"
@@ -10,7 +12,23 @@
 
 namespace diffkd::convert {
 
-Converted convert_checkpoint(const ConvertOptions& o) {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A diffusers model or pipeline folder -> its weights file (the pipeline keeps the UNet in unet/).
+std::string weights_in(const std::string& input) {
+  if (!fs::is_directory(input)) return input;
+  for (const char* candidate : {"diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors"})
+    if (fs::exists(fs::path(input) / candidate)) return (fs::path(input) / candidate).string();
+  fail(input, ": a folder without diffusion_pytorch_model.safetensors (or unet/diffusion_pytorch_model.safetensors)");
+}
+
+}  // namespace
+
+Converted convert_checkpoint(const ConvertOptions& given) {
+  ConvertOptions o = given;
+  o.input = weights_in(given.input);
   const safetensors::Contents file = safetensors::load(o.input);
   Converted c;
   if (o.layout == "diffusers")

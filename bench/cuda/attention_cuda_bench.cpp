@@ -19,9 +19,9 @@ void BM_CudaAttentionBlock(benchmark::State& state) {
   if (!have_gpu(state)) return;
   const bool backward = state.range(0) == 1;
   Generator gen(0);
-  nn::AttentionBlock cpu_block(kChannels, 1, 32, gen);
+  nn::AttentionBlock cpu_block(kChannels, 1, 32, 1e-5, gen);
   Generator same(0);
-  nn::AttentionBlock gpu_block(kChannels, 1, 32, same);
+  nn::AttentionBlock gpu_block(kChannels, 1, 32, 1e-5, same);
   gpu_block.to(cuda_device());
   const Tensor x = randn({kCifarBatch, kChannels, kSize, kSize}, gen), gy = randn({kCifarBatch, kChannels, kSize, kSize}, gen);
   const Tensor x_gpu = on_gpu(x), gy_gpu = on_gpu(gy);

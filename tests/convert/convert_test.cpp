@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "autograd/grad_mode.h"
@@ -195,6 +196,19 @@ TEST(Convert, ATensorTheModelHasNoPlaceForIsNamed) {
   fs::remove_all(fc.dir);
 }
 
+TEST(Convert, ADiffusersFolderIsReadThroughItsWeightsFile) {
+  ForeignCase fc = make_foreign("diffusers_ho");
+  const nn::NamedTensors from_file = convert::convert_checkpoint(fc.options).state;
+  fc.options.input = fc.dir.string();
+  const nn::NamedTensors from_folder = convert::convert_checkpoint(fc.options).state;
+  ASSERT_EQ(from_folder.size(), from_file.size());
+  EXPECT_EQ(from_folder[0].second.to_vector(), from_file[0].second.to_vector());
+  fc.options.input = (fc.dir / "empty").string();
+  fs::create_directories(fc.options.input);
+  EXPECT_NE(conversion_error(fc.options).find("a folder without diffusion_pytorch_model.safetensors"), std::string::npos);
+  fs::remove_all(fc.dir);
+}
+
 TEST(Convert, PytorchDdpmTakesTheEmaOrTheRawWeightsOfItsCheckpointDict) {
   ForeignCase fc = make_foreign("pytorch_ddpm");
   const safetensors::Contents foreign = safetensors::load(fc.options.input);
@@ -222,12 +236,21 @@ TEST(Convert, AnOverrideReplacesTheLayoutsDiffusionSettings) {
 }
 
 // From the command line: convert a diffusers teacher, sample from it, distil it (Denoising
-// Student is data-free, so the 8x8 RGB teacher needs no dataset).
+// Student and DKDM are data-free, so the 8x8 RGB teacher needs no dataset).
 TEST(ConvertCli, AConvertedDiffusersTeacherSamplesAndDistils) {
   const ForeignCase fc = make_foreign("diffusers_ho");
   const std::string cli = std::string("OMP_NUM_THREADS=1 ") + DIFFKD_CLI_PATH;
   const std::string teacher = (fc.dir / "teacher.safetensors").string();
-  auto run = [](const std::string& command) { return std::system((command + " > /dev/null").c_str()); };
+  // Runs a command; its exit status, with the command's output printed when it fails.
+  auto run = [&](const std::string& command) {
+    const fs::path log = fc.dir / "command.log";
+    const int status = std::system((command + " > " + log.string() + " 2>&1").c_str());
+    if (status != 0) {
+      std::ifstream in(log);
+      std::cerr << command << ":\n" << in.rdbuf() << "\n";
+    }
+    return status;
+  };
   ASSERT_EQ(run(cli + " convert --from diffusers " + fc.options.input + " --out " + teacher), 0);
   EXPECT_EQ(run(cli + " sample --model " + teacher + " --count 2 --steps 2 --out " + (fc.dir / "s.png").string()), 0);
   EXPECT_TRUE(fs::exists(fc.dir / "s.png"));
@@ -235,6 +258,13 @@ TEST(ConvertCli, AConvertedDiffusersTeacherSamplesAndDistils) {
                 " --pairs 8 --held-out 4 --shard-size 4 --teacher-steps 2 --steps 2 --batch 4 --eval-every 2"),
             0);
   EXPECT_TRUE(fs::exists(fc.dir / "student" / "student.safetensors"));
+  std::ofstream(fc.dir / "student.json")
+      << R"({"unet": {"image_size": 8, "in_channels": 3, "model_channels": 8, "out_channels": 3, "num_res_blocks": 1,
+           "attention_resolutions": [], "channel_mult": [1, 2], "norm_groups": 4}})";
+  EXPECT_EQ(run(cli + " distill --method dkdm --teacher " + teacher + " --student-model " + (fc.dir / "student.json").string() +
+                " --run-dir " + (fc.dir / "dkdm").string() + " --rho 0.005 --batch 2 --steps 2"),
+            0);
+  EXPECT_TRUE(fs::exists(fc.dir / "dkdm" / "student.safetensors"));
   fs::remove_all(fc.dir);
 }
 
