@@ -31,7 +31,8 @@ void add_convert_command(CLI::App& app) {
   c->add_option("--from", opts.o.layout, "the checkpoint's layout")
       ->required()
       ->check(CLI::IsMember({"diffusers", "pytorch-ddpm", "improved-diffusion"}));
-  c->add_option("input", opts.o.input, "the foreign checkpoint (.safetensors)")->required();
+  c->add_option("input", opts.o.input, "the foreign checkpoint: .safetensors, or torch.save's .pt/.bin (read without "
+                "running it), or a diffusers model folder")->required();
   c->add_option("--out", opts.out, "the diffkd model file to write")->required();
   c->add_option("--config", opts.o.config, "diffusers: the model's config.json (default: beside the input)");
   c->add_option("--scheduler-config", opts.o.scheduler_config,

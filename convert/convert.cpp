@@ -7,6 +7,7 @@
 #include "diffusion/schedule.h"
 #include "diffusion/gaussian.h"
 #include "nn/checkpoint.h"
+#include "nn/torch_checkpoint.h"
 #include "nn/unet.h"
 #include "tensor/error.h"
 
@@ -16,20 +17,28 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A diffusers model or pipeline folder -> its weights file (the pipeline keeps the UNet in unet/).
+// A diffusers model or pipeline folder -> its weights file (the pipeline keeps the UNet in unet/;
+// safetensors preferred over the pickled .bin).
 std::string weights_in(const std::string& input) {
   if (!fs::is_directory(input)) return input;
-  for (const char* candidate : {"diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.safetensors"})
-    if (fs::exists(fs::path(input) / candidate)) return (fs::path(input) / candidate).string();
-  fail(input, ": a folder without diffusion_pytorch_model.safetensors (or unet/diffusion_pytorch_model.safetensors)");
+  for (const char* folder : {"", "unet/"})
+    for (const char* name : {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"})
+      if (fs::exists(fs::path(input) / folder / name)) return (fs::path(input) / folder / name).string();
+  fail(input, ": a folder without diffusion_pytorch_model.safetensors or .bin (nor in unet/)");
+}
+
+// The foreign file's tensors: safetensors, or a torch.save checkpoint read without running it.
+safetensors::Contents read_checkpoint(const std::string& path) {
+  return torch_checkpoint::looks_like_torch_checkpoint(path) ? torch_checkpoint::load(path) : safetensors::load(path);
 }
 
 }  // namespace
 
 Converted convert_checkpoint(const ConvertOptions& given) {
+  DK_CHECK(given.image_size >= 0, "convert: --image-size must be positive, got ", given.image_size);
   ConvertOptions o = given;
   o.input = weights_in(given.input);
-  const safetensors::Contents file = safetensors::load(o.input);
+  const safetensors::Contents file = read_checkpoint(o.input);
   Converted c;
   if (o.layout == "diffusers")
     c = from_diffusers(file, o);

@@ -8,11 +8,12 @@
 //    attentions with to_q/to_k/to_v/to_out.0 or the older query/key/value/proj_attn; needs the
 //    model's config.json; schedule and prediction from scheduler_config.json when present.
 //  * pytorch-ddpm (Ho et al. in PyTorch): head, downblocks, middleblocks, upblocks, tail; its
-//    checkpoint dict flattened to net_model.* / ema_model.* (or a bare state_dict).
+//    checkpoint dict's net_model.* / ema_model.* (or a bare state_dict).
 //  * improved-diffusion / guided-diffusion: input_blocks, middle_block, output_blocks, with qkv
 //    in the legacy per-head interleaved order (or q|k|v with --attention-order new).
 // What the weights cannot tell (image size, heads, schedule) comes from the options, with that
-// codebase's defaults.
+// codebase's defaults. The input is a safetensors file or a torch.save checkpoint (.pt, .bin: read
+// by nn/torch_checkpoint.h, which runs nothing from the file), nested dicts flattened with dots.
 
 #include <cstdint>
 #include <string>
@@ -27,7 +28,7 @@ namespace diffkd::convert {
 
 struct ConvertOptions {
   std::string layout;  // "diffusers", "pytorch-ddpm" or "improved-diffusion"
-  std::string input;   // the foreign checkpoint (.safetensors)
+  std::string input;   // the foreign checkpoint (.safetensors, .pt, .bin), or a diffusers folder
   // diffusers: config.json and scheduler_config.json; "" looks beside the input (and in
   // ../scheduler/ for the scheduler).
   std::string config, scheduler_config;

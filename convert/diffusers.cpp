@@ -96,6 +96,7 @@ nn::UNetConfig derive_config(const JsonFile& f, std::vector<std::string>& notes)
   } else {
     c.image_size = f.required<int64_t>("sample_size");
   }
+  DK_CHECK(c.image_size > 0, f.path, ": field 'sample_size' must be positive, got ", c.image_size);
   c.in_channels = f.get<int64_t>("in_channels", 3);
   c.out_channels = f.get<int64_t>("out_channels", 3);
   const auto widths = f.required<std::vector<int64_t>>("block_out_channels");
@@ -107,6 +108,7 @@ nn::UNetConfig derive_config(const JsonFile& f, std::vector<std::string>& notes)
   c.channel_mult.clear();
   c.attention_resolutions.clear();
   const size_t levels = widths.size();
+  DK_CHECK(levels <= 16, f.path, ": ", levels, " levels: more than a UNet of any image size has");
   for (size_t l = 0; l < levels; ++l) {
     DK_CHECK(widths[l] > 0 && widths[l] % widths[0] == 0, f.path, ": block_out_channels[", l, "] = ", widths[l],
              " is not a multiple of block_out_channels[0] = ", widths[0], " (our levels are multiples of the base width)");

@@ -50,11 +50,12 @@ void derive_levels(const SourceTensors& source, nn::UNetConfig& c) {
     source.fail(std::to_string(input_blocks) + " input blocks do not split into levels of " +
                 std::to_string(c.num_res_blocks) + " ResBlocks and a resampler");
   const int64_t levels = input_blocks / (c.num_res_blocks + 1);
+  if (levels > 16) source.fail(std::to_string(levels) + " levels: more than a UNet of any image size has");
   c.channel_mult.clear();
   c.attention_resolutions.clear();
   for (int64_t l = 0; l < levels; ++l) {
     const std::string first = block("input_blocks", 1 + l * (c.num_res_blocks + 1));
-    const int64_t width = source.shape_of(first + ".0.out_layers.3.weight")[0];
+    const int64_t width = source.shape_of(first + ".0.out_layers.3.weight", 4)[0];
     if (width % c.model_channels != 0)
       source.fail("'" + first + "' is " + std::to_string(width) + " channels wide, not a multiple of " +
                   std::to_string(c.model_channels));
@@ -81,15 +82,15 @@ Converted from_improved_diffusion(const safetensors::Contents& file, const Conve
   SourceTensors source(file, "improved-diffusion");
   Converted out;
   nn::UNetConfig& c = out.config;
-  const Shape& in_conv = source.shape_of("input_blocks.0.0.weight");
+  const Shape& in_conv = source.shape_of("input_blocks.0.0.weight", 4);
   c.image_size = o.image_size > 0 ? o.image_size : 64;
   c.in_channels = in_conv[1];
   c.model_channels = in_conv[0];
-  c.out_channels = source.shape_of("out.2.weight")[0];
-  c.num_classes = source.has("label_emb.weight") ? source.shape_of("label_emb.weight")[0] : 0;
+  c.out_channels = source.shape_of("out.2.weight", 4)[0];
+  c.num_classes = source.has("label_emb.weight") ? source.shape_of("label_emb.weight", 2)[0] : 0;
   const std::string first_res = "input_blocks.1.0.";
-  c.use_scale_shift_norm = source.shape_of(first_res + "emb_layers.1.weight")[0] ==
-                           2 * source.shape_of(first_res + "out_layers.3.weight")[0];
+  c.use_scale_shift_norm = source.shape_of(first_res + "emb_layers.1.weight", 2)[0] ==
+                           2 * source.shape_of(first_res + "out_layers.3.weight", 4)[0];
   c.num_heads = o.num_heads > 0 ? o.num_heads : 4;
   c.num_head_channels = o.num_head_channels;
   c.norm_groups = 32;  // GroupNorm32 throughout both codebases

@@ -48,7 +48,7 @@ Structure read_structure(const SourceTensors& source) {
       if (in_level > 0 && attends != level_attends)
         source.fail("'" + block + "' attends and an earlier ResBlock of its level does not (or the reverse)");
       level_attends = attends;
-      width = source.shape_of(block + "block2.3.weight")[0];
+      width = source.shape_of(block + "block2.3.weight", 4)[0];
       ++in_level;
     } else if (source.has(block + "main.weight")) {
       close_level(width);
@@ -74,13 +74,15 @@ Converted from_pytorch_ddpm(const safetensors::Contents& file, const ConvertOpti
 
   Converted out;
   nn::UNetConfig& c = out.config;
-  const Shape& head = source.shape_of("head.weight");
-  const Shape& table = source.shape_of("time_embedding.timembedding.0.weight");
+  const Shape& head = source.shape_of("head.weight", 4);
+  const Shape& table = source.shape_of("time_embedding.timembedding.0.weight", 2);
   const Structure s = read_structure(source);
+  if (s.level_widths.size() > 16)
+    source.fail(std::to_string(s.level_widths.size()) + " levels: more than a UNet of any image size has");
   c.image_size = o.image_size > 0 ? o.image_size : 32;
   c.in_channels = head[1];
   c.model_channels = head[0];
-  c.out_channels = source.shape_of("tail.2.weight")[0];
+  c.out_channels = source.shape_of("tail.2.weight", 4)[0];
   c.num_res_blocks = s.res_blocks;
   c.channel_mult.clear();
   c.attention_resolutions.clear();

@@ -28,6 +28,16 @@ const Shape& SourceTensors::shape_of(const std::string& name) const {
   return it->second.shape();
 }
 
+const Shape& SourceTensors::shape_of(const std::string& name, size_t rank) const {
+  const Shape& shape = shape_of(name);
+  bool fits = shape.size() == rank;
+  for (int64_t d : shape) fits = fits && d > 0;
+  if (!fits)
+    fail("tensor '" + prefix_ + name + "' is " + shape_str(shape) + ", expected " + std::to_string(rank) +
+         " non-empty dimensions");
+  return shape;
+}
+
 std::vector<std::string> SourceTensors::names_starting_with(const std::string& start) const {
   std::vector<std::string> names;
   for (const std::string& name : order_)

@@ -24,6 +24,8 @@ class SourceTensors {
   bool has(const std::string& name) const { return tensors_.count(name) > 0; }
   // The shape of a tensor the layout requires; its absence is an error naming the layout.
   const Shape& shape_of(const std::string& name) const;
+  // The same, for a tensor whose sizes the layout reads: it must have `rank` dimensions, none empty.
+  const Shape& shape_of(const std::string& name, size_t rank) const;
   // Every name that starts with `start`.
   std::vector<std::string> names_starting_with(const std::string& start) const;
   // Marks `name` used and returns it reshaped to `shape`; it must have that shape, or that shape

@@ -51,7 +51,8 @@ DiffusionSpec DiffusionSpec::of_betas(std::vector<double> betas, const std::stri
   DK_CHECK(!betas.empty(), source, ": no betas");
   for (size_t t = 0; t < betas.size(); ++t)
     DK_CHECK(betas[t] > 0 && betas[t] < 1, source, ": beta[", t, "] = ", betas[t], ", expected a value in (0, 1)");
-  DiffusionSpec s{"betas", static_cast<int64_t>(betas.size()), prediction, std::move(betas)};
+  DiffusionSpec s{"betas", static_cast<int64_t>(betas.size()), prediction};
+  s.betas = std::move(betas);
   parse_prediction(s.prediction);
   return s;
 }

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/dataset.h"
@@ -64,6 +65,10 @@ TrainResult train_diffusion(const TrainOptions& options, const data::ImageDatase
 // the file's own beta_1..beta_T (a teacher imported with trained or non-standard betas), kept in
 // the JSON as exact decimal doubles.
 struct DiffusionSpec {
+  DiffusionSpec() = default;
+  DiffusionSpec(std::string schedule_name, int64_t steps, std::string prediction_name)
+      : schedule(std::move(schedule_name)), timesteps(steps), prediction(std::move(prediction_name)) {}
+
   std::string schedule = "cosine";
   int64_t timesteps = 1000;
   std::string prediction = "v";

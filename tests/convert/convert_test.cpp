@@ -176,8 +176,8 @@ TEST(Convert, AMisshapenTensorIsNamedWithBothShapes) {
       if (name == "down_blocks.1.resnets.0.conv2.weight") tensor = narrow(tensor, 3, 0, 2);
   });
   const std::string error = conversion_error(fc.options);
-  EXPECT_NE(error.find("diffusers layout: tensor 'down_blocks.1.resnets.0.conv2.weight' is [64,64,3,2], the derived "
-                       "model expects [64,64,3,3]"),
+  EXPECT_NE(error.find("diffusers layout: tensor 'down_blocks.1.resnets.0.conv2.weight' is [128,128,3,2], the derived "
+                       "model expects [128,128,3,3]"),
             std::string::npos)
       << error;
   fs::remove_all(fc.dir);
@@ -207,6 +207,20 @@ TEST(Convert, ADiffusersFolderIsReadThroughItsWeightsFile) {
   fs::create_directories(fc.options.input);
   EXPECT_NE(conversion_error(fc.options).find("a folder without diffusion_pytorch_model.safetensors"), std::string::npos);
   fs::remove_all(fc.dir);
+}
+
+// A torch.save checkpoint (here the golden of nn/torch_checkpoint_test: a pytorch-ddpm-style dict
+// of a small module) is read without Python, its dict flattened: the EMA weights are looked up
+// under ema_model., where the layout's first tensor is then missing.
+TEST(Convert, ReadsTorchSaveCheckpointsThroughTheirFlattenedDict) {
+  convert::ConvertOptions options;
+  options.layout = "pytorch-ddpm";
+  options.input = std::string(DIFFKD_GOLDEN_DIR) + "/torch_ckpt_ddpm_style.pt";
+  const std::string error = conversion_error(options);
+  EXPECT_NE(error.find("torch_ckpt_ddpm_style.pt: pytorch-ddpm layout: no tensor 'ema_model.head.weight' (the file's "
+                       "first is 'ema_model.fc.weight')"),
+            std::string::npos)
+      << error;
 }
 
 TEST(Convert, PytorchDdpmTakesTheEmaOrTheRawWeightsOfItsCheckpointDict) {

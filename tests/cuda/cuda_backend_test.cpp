@@ -17,6 +17,7 @@
 #include "tensor/backend.h"
 #include "tensor/creation.h"
 #include "tensor/cuda_support.h"
+#include "tests/cuda/require_gpu.h"
 
 namespace diffkd {
 namespace {
@@ -24,7 +25,7 @@ namespace {
 class Cuda : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_unavailable_reason();
+    DIFFKD_SKIP_UNLESS_GPUS(1, testing::no_gpu_reason());
   }
 };
 
@@ -292,7 +293,7 @@ TEST(CudaSupport, NoDeviceIsAClearError) {
 TEST(CudaSupport, RunTimeLibrariesLoad) {
   if (!cuda_built()) {
     EXPECT_THROW(cuda_load_libraries(), diffkd::Error);
-    GTEST_SKIP() << "diffkd was built without CUDA";
+    DIFFKD_SKIP_UNLESS_GPUS(1, std::string("diffkd was built without CUDA"));
   }
   EXPECT_NO_THROW(cuda_load_libraries());
 }

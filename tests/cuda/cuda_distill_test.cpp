@@ -14,6 +14,7 @@
 
 #include "nn/safetensors.h"
 #include "tensor/cuda_support.h"
+#include "tests/cuda/require_gpu.h"
 #include "tests/distill/distill_fixtures.h"
 
 namespace diffkd::testing {
@@ -24,7 +25,7 @@ using namespace distill;
 class CudaDistill : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_unavailable_reason();
+    DIFFKD_SKIP_UNLESS_GPUS(1, testing::no_gpu_reason());
   }
 };
 

@@ -18,6 +18,7 @@
 #include "nn/unet.h"
 #include "tensor/creation.h"
 #include "tensor/cuda_support.h"
+#include "tests/cuda/require_gpu.h"
 #include "tests/nn/tiny_unet.h"
 
 namespace diffkd {
@@ -26,7 +27,7 @@ namespace {
 class CudaModel : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device: " << cuda_unavailable_reason();
+    DIFFKD_SKIP_UNLESS_GPUS(1, testing::no_gpu_reason());
   }
 };
 

@@ -11,6 +11,7 @@
 #include "dist/nccl_communicator.h"
 #include "nn/safetensors.h"
 #include "tensor/cuda_support.h"
+#include "tests/cuda/require_gpu.h"
 
 namespace diffkd {
 namespace {
@@ -53,8 +54,7 @@ std::vector<float> weights_of(const std::string& path) {
 }
 
 TEST(MpiNccl, TwoGpuRanksTrainWhatOneGpuProcessTrains) {
-  const std::string why = two_gpus_unavailable();
-  if (!why.empty()) GTEST_SKIP() << why;
+  DIFFKD_SKIP_UNLESS_GPUS(2, two_gpus_unavailable());
   const fs::path dir = fs::path(::testing::TempDir()) / "mpi-nccl";
   fs::remove_all(dir);
   const std::string train = std::string(DIFFKD_CLI_PATH) + " --device cuda train --data synthetic --model " +

@@ -858,7 +858,7 @@ def diffusers_json(d):
 
 def case_diffusers_ho():
     config = diffusers_config(
-        "0.21.4", block_out_channels=[32, 64], down_block_types=["DownBlock2D", "AttnDownBlock2D"],
+        "0.21.4", block_out_channels=[64, 128], down_block_types=["DownBlock2D", "AttnDownBlock2D"],
         up_block_types=["AttnUpBlock2D", "UpBlock2D"], layers_per_block=1, attention_head_dim=None,
         downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6,
         norm_num_groups=32)
@@ -875,7 +875,7 @@ def case_diffusers_ho():
 
 def case_diffusers_legacy_names():
     config = diffusers_config(
-        "0.12.1", block_out_channels=[32, 64], down_block_types=["AttnDownBlock2D", "DownBlock2D"],
+        "0.12.1", block_out_channels=[64, 128], down_block_types=["AttnDownBlock2D", "DownBlock2D"],
         up_block_types=["UpBlock2D", "AttnUpBlock2D"], layers_per_block=1, attention_head_dim=16,
         downsample_padding=1, flip_sin_to_cos=True, freq_shift=0, norm_eps=1e-5,
         norm_num_groups=32)
@@ -892,7 +892,7 @@ def case_diffusers_legacy_names():
 
 def case_pytorch_ddpm():
     def make():
-        return DdpmUNet(T=100, ch=32, ch_mult=[1, 2], attn=[1], num_res_blocks=1, dropout=0.1)
+        return DdpmUNet(T=100, ch=64, ch_mult=[1, 2], attn=[1], num_res_blocks=1, dropout=0.1)
     # The real checkpoint is {"net_model", "ema_model", "sched", "optim", "step", "x_T"}; the two
     # state_dicts are flattened to net_model.<name> / ema_model.<name>. The output is the EMA's.
     return dict(layout="pytorch-ddpm", models={"net_model.": make(), "ema_model.": make()},
@@ -903,7 +903,7 @@ def case_pytorch_ddpm():
 
 
 def case_improved_legacy():
-    model = ImprovedUNetModel(in_channels=3, model_channels=32, out_channels=6, num_res_blocks=1,
+    model = ImprovedUNetModel(in_channels=3, model_channels=64, out_channels=6, num_res_blocks=1,
                               attention_resolutions=(2,), dropout=0, channel_mult=(1, 2),
                               conv_resample=True, num_classes=None, num_heads=2,
                               use_scale_shift_norm=True)
@@ -917,7 +917,7 @@ def case_improved_legacy():
 
 
 def case_guided_new():
-    model = GuidedUNetModel(image_size=8, in_channels=3, model_channels=32, out_channels=3,
+    model = GuidedUNetModel(image_size=8, in_channels=3, model_channels=64, out_channels=3,
                             num_res_blocks=1, attention_resolutions=(1, 2), dropout=0,
                             channel_mult=(1, 2), conv_resample=True, num_classes=3,
                             num_head_channels=16, use_scale_shift_norm=True, resblock_updown=True,
