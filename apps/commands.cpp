@@ -31,10 +31,11 @@ diffusion::DiffusionFlags diffusion_flags;
 }  // namespace
 
 void add_diffusion_flags(CLI::App* command) {
-  const char* why = " (files record theirs: a different value is refused; a file without settings needs it)";
+  const char* why = " (files record theirs: a different value is refused; a file without settings takes it)";
   command->add_option("--schedule", diffusion_flags.schedule,
                       std::string("the models' noise schedule: linear, cosine, rdd-cosine") + why);
-  command->add_option("--timesteps", diffusion_flags.timesteps, std::string("the models' T") + why);
+  command->add_option("--timesteps", diffusion_flags.timesteps, std::string("the models' T (default 1000)") + why)
+      ->check(CLI::PositiveNumber);
   command->add_option("--prediction", diffusion_flags.prediction, std::string("the networks' target: eps, x0, v") + why);
 }
 

@@ -1,10 +1,14 @@
 // `diffkd convert`: a PyTorch teacher in diffusers, pytorch-ddpm or improved-diffusion layout as a
 // diffkd model file (convert/convert.h), ready for sample, eval and distill.
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include "apps/commands.h"
 #include "convert/convert.h"
+#include "tensor/error.h"
 
 namespace diffkd::apps {
 
@@ -13,9 +17,32 @@ namespace {
 struct {
   convert::ConvertOptions o;
   std::string out;
+  CLI::App* command = nullptr;
 } opts;
 
+// The options only some layouts read: given for another, they would be silently ignored.
+void check_options_fit_the_layout() {
+  const std::vector<std::pair<const char*, std::vector<std::string>>> readers = {
+      {"--config", {"diffusers"}},
+      {"--scheduler-config", {"diffusers"}},
+      {"--image-size", {"pytorch-ddpm", "improved-diffusion"}},
+      {"--num-heads", {"improved-diffusion"}},
+      {"--num-head-channels", {"improved-diffusion"}},
+      {"--attention-order", {"improved-diffusion"}},
+      {"--rescale-timesteps", {"improved-diffusion"}},
+      {"--weights", {"pytorch-ddpm"}}};
+  for (const auto& [flag, layouts] : readers) {
+    if (opts.command->get_option(flag)->count() == 0) continue;
+    std::string readers_text;
+    for (const std::string& l : layouts) readers_text += (readers_text.empty() ? "" : " and ") + l;
+    DK_CHECK(std::find(layouts.begin(), layouts.end(), opts.o.layout) != layouts.end(), "convert: ", flag,
+             " applies to --from ", readers_text, ", not ", opts.o.layout,
+             opts.o.layout == "diffusers" ? " (its config.json says it)" : "");
+  }
+}
+
 int run_convert() {
+  check_options_fit_the_layout();
   const convert::Converted converted = convert::convert_checkpoint(opts.o);
   convert::save_converted(converted, opts.o, opts.out);
   for (const std::string& note : converted.notes) std::printf("convert: %s\n", note.c_str());
@@ -44,15 +71,18 @@ void add_convert_command(CLI::App& app) {
                 "improved-diffusion: fixed head width instead of --num-heads (guided-diffusion's num_head_channels)");
   c->add_option("--attention-order", opts.o.attention_order,
                 "improved-diffusion: qkv order, legacy (per head) or new (guided-diffusion's use_new_attention_order)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"legacy", "new"}));
   c->add_option("--rescale-timesteps", opts.o.rescale_timesteps,
                 "improved-diffusion: the network was trained on t * 1000 / T (its scripts' default; false for guided-diffusion's)")
       ->capture_default_str();
   c->add_option("--weights", opts.o.weights, "pytorch-ddpm: which weights of its checkpoint dict, ema or net")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ema", "net"}));
   c->add_option("--schedule", opts.o.schedule, "override the layout's schedule (linear, cosine, rdd-cosine)");
-  c->add_option("--timesteps", opts.o.timesteps, "override the number of training steps T");
+  c->add_option("--timesteps", opts.o.timesteps, "override the number of training steps T")->check(CLI::PositiveNumber);
   c->add_option("--prediction", opts.o.prediction, "override the network's target (eps, x0, v)");
+  opts.command = c;
   on_run(c, run_convert);
 }
 

@@ -63,12 +63,14 @@ void apply_overrides(diffusion::DiffusionSpec& spec, const ConvertOptions& o, st
   DK_CHECK(o.timesteps >= 0, "convert: --timesteps must be positive, got ", o.timesteps);
   DK_CHECK(o.schedule != "betas", "convert: --schedule betas is what a file with its own betas records; "
            "name a schedule (linear, cosine, rdd-cosine)");
-  if (!o.schedule.empty() || o.timesteps > 0) {
-    if (!o.schedule.empty()) spec.schedule = o.schedule;
-    if (o.timesteps > 0) spec.timesteps = o.timesteps;
-    if (spec.schedule == "betas") spec.schedule = "linear";  // --timesteps alone: a named schedule again
+  DK_CHECK(!(spec.schedule == "betas" && o.schedule.empty() && o.timesteps > 0 && o.timesteps != spec.timesteps),
+           "convert: ", o.input, " has its own ", spec.timesteps, " betas; --timesteps ", o.timesteps,
+           " alone cannot say which betas to use at that T (give --schedule too)");
+  if (!o.schedule.empty()) {
+    spec.schedule = o.schedule;
     spec.betas.clear();
   }
+  if (o.timesteps > 0) spec.timesteps = o.timesteps;
   if (!o.prediction.empty()) spec.prediction = o.prediction;
   spec.noise_schedule();  // a one-line error if unknown
   diffusion::parse_prediction(spec.prediction);

@@ -12,7 +12,8 @@
 //  * improved-diffusion / guided-diffusion: input_blocks, middle_block, output_blocks, with qkv
 //    in the legacy per-head interleaved order (or q|k|v with --attention-order new).
 // What the weights cannot tell (image size, heads, schedule) comes from the options, with that
-// codebase's defaults. The input is a safetensors file or a torch.save checkpoint (.pt, .bin: read
+// codebase's defaults. Not supported: improved-diffusion's num_heads_upsample different from
+// num_heads (our UNet has one head count), diffusers' class embeddings and non-default blocks. The input is a safetensors file or a torch.save checkpoint (.pt, .bin: read
 // by nn/torch_checkpoint.h, which runs nothing from the file), nested dicts flattened with dots.
 
 #include <cstdint>

@@ -132,9 +132,10 @@ nn::UNetConfig derive_config(const JsonFile& f, std::vector<std::string>& notes)
   const int64_t padding = f.get<int64_t>("downsample_padding", 1);
   DK_CHECK(padding == 0 || padding == 1, f.path, ": field 'downsample_padding' is ", padding, "; 0 or 1 convert");
   c.downsample_padding = padding == 0 ? "bottom_right" : "symmetric";
-  // attention_head_dim null: one head of the block's width (diffusers' rule); else heads of that width.
+  // attention_head_dim: heads of that width; null: one head of the block's width; absent:
+  // UNet2DModel's default, 8.
   c.num_heads = 1;
-  c.num_head_channels = f.get<int64_t>("attention_head_dim", -1);
+  c.num_head_channels = !f.j.contains("attention_head_dim") ? 8 : f.get<int64_t>("attention_head_dim", -1);
   c.validate(f.path);
   notes.push_back("model: " + c.to_json());
   return c;
@@ -150,6 +151,9 @@ diffusion::DiffusionSpec derive_spec(const std::string& path, std::vector<std::s
   }
   const JsonFile f = JsonFile::read(path);
   spec.timesteps = f.get<int64_t>("num_train_timesteps", 1000);
+  DK_CHECK(spec.timesteps > 1 && spec.timesteps <= 100000, path, ": field 'num_train_timesteps' is ", spec.timesteps,
+           ", expected 2..100000");
+  f.expect<bool>("rescale_betas_zero_snr", false, false);
   const std::string betas = f.get<std::string>("beta_schedule", "linear");
   const double start = f.get<double>("beta_start", 1e-4), end = f.get<double>("beta_end", 0.02);
   std::vector<double> own;  // betas our named schedules do not give
@@ -190,9 +194,11 @@ diffusion::DiffusionSpec derive_spec(const std::string& path, std::vector<std::s
 
 std::string find_scheduler_config(const ConvertOptions& o) {
   if (!o.scheduler_config.empty()) return o.scheduler_config;
-  for (const std::string& candidate : {beside(o.input, "scheduler_config.json"),
-                                       beside(o.input, "../scheduler/scheduler_config.json")})
-    if (fs::exists(candidate)) return candidate;
+  if (const std::string here = beside(o.input, "scheduler_config.json"); fs::exists(here)) return here;
+  // A pipeline folder keeps the UNet in unet/ and the scheduler in scheduler/.
+  const fs::path folder = fs::absolute(fs::path(o.input)).parent_path();
+  if (folder.filename() == "unet" && fs::exists(folder.parent_path() / "scheduler" / "scheduler_config.json"))
+    return (folder.parent_path() / "scheduler" / "scheduler_config.json").string();
   return "";
 }
 

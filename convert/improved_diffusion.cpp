@@ -91,6 +91,8 @@ Converted from_improved_diffusion(const safetensors::Contents& file, const Conve
   const std::string first_res = "input_blocks.1.0.";
   c.use_scale_shift_norm = source.shape_of(first_res + "emb_layers.1.weight", 2)[0] ==
                            2 * source.shape_of(first_res + "out_layers.3.weight", 4)[0];
+  DK_CHECK(o.num_heads >= 0, "convert: --num-heads must be positive, got ", o.num_heads);
+  DK_CHECK(o.num_heads == 0 || o.num_head_channels == -1, "convert: give --num-heads or --num-head-channels, not both");
   c.num_heads = o.num_heads > 0 ? o.num_heads : 4;
   c.num_head_channels = o.num_head_channels;
   c.norm_groups = 32;  // GroupNorm32 throughout both codebases
@@ -104,6 +106,9 @@ Converted from_improved_diffusion(const safetensors::Contents& file, const Conve
                       "(improved-diffusion; guided-diffusion unless use_new_attention_order)" : "new q|k|v order"));
   // Both codebases' script defaults; learn_sigma shows in the 2C outputs.
   out.spec = {"linear", 1000, "eps"};
+  if (o.schedule.empty() && o.timesteps == 0)
+    out.notes.push_back("schedule: assumed the scripts' default linear, T = 1000 (the weights cannot tell; "
+                        "improved-diffusion's released CIFAR-10 models are --schedule cosine --timesteps 4000)");
   out.spec.rescale_timesteps = o.rescale_timesteps;
 
   TargetState target(source, c);

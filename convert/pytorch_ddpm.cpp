@@ -70,6 +70,10 @@ Converted from_pytorch_ddpm(const safetensors::Contents& file, const ConvertOpti
     has_dict = has_dict || name.rfind("net_model.", 0) == 0 || name.rfind("ema_model.", 0) == 0;
   DK_CHECK(o.weights == "ema" || o.weights == "net", "convert: --weights must be ema or net, got ", o.weights);
   const std::string prefix = has_dict ? o.weights + "_model." : "";
+  bool has_prefix = !has_dict;
+  for (const auto& [name, tensor] : file.tensors) has_prefix = has_prefix || name.rfind(prefix, 0) == 0;
+  DK_CHECK(has_prefix, o.input, ": pytorch-ddpm layout: the checkpoint dict has no ", o.weights, "_model (try --weights ",
+           o.weights == "ema" ? "net" : "ema", ")");
   SourceTensors source(file, "pytorch-ddpm", prefix);
 
   Converted out;
@@ -101,6 +105,12 @@ Converted from_pytorch_ddpm(const safetensors::Contents& file, const ConvertOpti
   if (!source.has("middleblocks.0.attn.proj_q.weight") || source.has("middleblocks.1.attn.proj_q.weight"))
     source.fail("middleblocks.0 must attend and middleblocks.1 must not, as in Ho et al.'s UNet");
 
+  if (table[1] != c.model_channels)
+    source.fail("time_embedding.timembedding.0.weight is " + shape_str(table) + ", expected [T," +
+                std::to_string(c.model_channels) + "] (head's width)");
+  if (o.timesteps > 0 && o.timesteps != table[0])
+    source.fail("--timesteps " + std::to_string(o.timesteps) + " differs from the " + std::to_string(table[0]) +
+                " rows of its time-embedding table, which is its T");
   // Its betas are linspace(1e-4, 0.02, T) (its defaults; T is the table's length): our linear
   // schedule at T = 1000, the file's own betas at any other T.
   out.spec = table[0] == 1000 ? diffusion::DiffusionSpec{"linear", 1000, "eps"}

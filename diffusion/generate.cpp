@@ -20,17 +20,21 @@ void set_diffusion_flags(const DiffusionFlags& given) { flags() = given; }
 
 DiffusionSpec diffusion_spec_of(const safetensors::Metadata& metadata, const std::string& path) {
   const DiffusionFlags& f = flags();
+  DK_CHECK(f.schedule != "betas", "--schedule betas is what a file with its own betas records; name a schedule "
+           "(linear, cosine, rdd-cosine)");
+  DK_CHECK(f.timesteps >= 0, "--timesteps must be positive, got ", f.timesteps);
   const auto it = metadata.find("diffusion");
   if (it == metadata.end()) {
     DK_CHECK(!f.schedule.empty() && !f.prediction.empty(), path,
              ": no diffusion settings in the metadata (was it written by `diffkd train` or `convert`?); "
-             "pass --schedule and --prediction (and --timesteps) to say how its network was trained");
+             "sample, eval, report and distill take --schedule and --prediction (and --timesteps, default 1000) "
+             "to say how its network was trained");
     DiffusionSpec s{f.schedule, f.timesteps > 0 ? f.timesteps : 1000, f.prediction};
     return DiffusionSpec::from_json(s.to_json(), path + " (--schedule, --timesteps, --prediction)");
   }
   const DiffusionSpec s = DiffusionSpec::from_json(it->second, path);
-  auto agree = [&](const char* flag, const std::string& given, const std::string& recorded) {
-    DK_CHECK(given.empty() || given == recorded, path, ": its network was trained with ", flag + 2, " ", recorded,
+  auto agree = [&](const std::string& flag, const std::string& given, const std::string& recorded) {
+    DK_CHECK(given.empty() || given == recorded, path, ": its network was trained with ", flag.substr(2), " ", recorded,
              "; ", flag, " ", given, " conflicts (a file's settings are what it was trained with; `diffkd convert` "
              "re-records an imported one)");
   };

@@ -42,7 +42,7 @@ NoiseSchedule DiffusionSpec::noise_schedule() const {
 
 std::string DiffusionSpec::to_json() const {
   json j{{"schedule", schedule}, {"timesteps", timesteps}, {"prediction", prediction}};
-  if (schedule == "betas") j["betas"] = betas;  // nlohmann writes doubles with 17 digits: exact
+  if (schedule == "betas") j["betas"] = betas;  // nlohmann writes the shortest text that reads back exactly
   if (rescale_timesteps) j["rescale_timesteps"] = true;
   return j.dump();
 }
@@ -61,6 +61,10 @@ DiffusionSpec DiffusionSpec::from_json(const std::string& text, const std::strin
   DiffusionSpec s;
   try {
     const json j = json::parse(text);
+    for (const auto& [key, value] : j.items())
+      DK_CHECK(key == "schedule" || key == "timesteps" || key == "prediction" || key == "betas" ||
+                   key == "rescale_timesteps",
+               source, ": unknown diffusion setting '", key, "'");
     s.schedule = j.at("schedule").get<std::string>();
     s.timesteps = j.at("timesteps").get<int64_t>();
     s.prediction = j.at("prediction").get<std::string>();

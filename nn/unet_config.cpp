@@ -62,6 +62,9 @@ void UNetConfig::validate(const std::string& source) const {
   DK_CHECK(norm_eps > 0 && norm_eps < 1, source, ": norm_eps must be in (0, 1), got ", norm_eps);
   DK_CHECK(downsample_padding == "symmetric" || downsample_padding == "bottom_right", source,
            ": downsample_padding must be \"symmetric\" or \"bottom_right\", got \"", downsample_padding, "\"");
+  DK_CHECK(downsample_padding == "symmetric" || (conv_resample && !resblock_updown), source,
+           ": downsample_padding \"bottom_right\" pads the stride-2 conv, which this model does not have "
+           "(conv_resample false or resblock_updown)");
   DK_CHECK(num_head_channels == -1 || num_head_channels > 0, source,
            ": num_head_channels must be -1 or positive, got ", num_head_channels);
   DK_CHECK(num_head_channels != -1 || num_heads > 0, source, ": num_heads must be positive");

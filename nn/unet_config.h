@@ -12,7 +12,7 @@ namespace diffkd::nn {
 // How the sinusoidal table is laid out; the frameworks differ, and a checkpoint only computes its
 // function with the table it was trained on.
 struct TimestepEmbeddingForm {
-  bool sin_first = false;  // [sin, cos] (Ho et al., diffusers' flip_sin_to_cos = false); else [cos, sin]
+  bool sin_first = false;  // false: [cos, sin] (guided-diffusion); true: [sin, cos] (Ho et al., diffusers' flip_sin_to_cos = false)
   double shift = 0.0;      // f_j = 10000^(-j / (half - shift)): 0 guided-diffusion, 1 Ho et al.
 };
 

@@ -12,10 +12,14 @@
 
 namespace diffkd::testing {
 
-// The GPUs the run requires: DIFFKD_REQUIRE_GPU's value, 0 when it is unset or not a number.
+// The GPUs the run requires: DIFFKD_REQUIRE_GPU's value, 0 when it is unset or empty; a value
+// that is not a whole number counts as 1 (a run that sets the variable at all means a GPU).
 inline int required_gpus() {
   const char* value = std::getenv("DIFFKD_REQUIRE_GPU");
-  return value != nullptr ? std::atoi(value) : 0;
+  if (value == nullptr || *value == '\0') return 0;
+  char* end = nullptr;
+  const long n = std::strtol(value, &end, 10);
+  return *end == '\0' && n >= 0 ? static_cast<int>(n) : 1;
 }
 
 // Why one GPU is not usable here ("" when one is).
@@ -25,7 +29,8 @@ inline std::string no_gpu_reason() {
 
 }  // namespace diffkd::testing
 
-// Skips the current test when `why` is not empty, or fails it when the run requires `gpus` GPUs.
+// When `why` (the reason `gpus` GPUs are not usable) is not empty: skips the current test, or
+// fails it when the run requires that many GPUs.
 #define DIFFKD_SKIP_UNLESS_GPUS(gpus, why)                                                       \
   do {                                                                                          \
     const std::string diffkd_why_ = (why);                                                      \
