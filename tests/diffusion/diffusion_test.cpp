@@ -93,6 +93,12 @@ TEST(Schedule, OwnBetasAndRescaledTimestepsRoundTrip) {
   EXPECT_EQ(DiffusionSpec::from_json(R"({"schedule":"linear","timesteps":1000,"prediction":"eps"})", "old").to_json(),
             R"({"prediction":"eps","schedule":"linear","timesteps":1000})");
   try {
+    DiffusionSpec::from_json(R"({"schedule":"cosine","timesteps":1000,"prediction":"v","rescale_timestep":true})", "m.safetensors");
+    FAIL() << "a misspelt setting was taken";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "m.safetensors: unknown diffusion setting 'rescale_timestep'");
+  }
+  try {
     DiffusionSpec::from_json(R"({"schedule":"betas","timesteps":2,"prediction":"eps","betas":[0.1,1.5]})", "m.safetensors");
     FAIL() << "expected an error";
   } catch (const Error& e) {
@@ -297,6 +303,8 @@ TEST(Generate, DiffusionFlagsCompleteAFileWithoutSettingsAndMustAgreeWithOneThat
   EXPECT_EQ(error_of(full), "");
   set_diffusion_flags({"", "", 999});
   EXPECT_NE(error_of(full).find("--timesteps 999 conflicts"), std::string::npos);
+  set_diffusion_flags({"betas", "eps", 0});
+  EXPECT_NE(error_of(bare).find("--schedule betas is what a file with its own betas records"), std::string::npos);
   set_diffusion_flags({});
 }
 

@@ -242,6 +242,8 @@ TEST(UNetConfig, BadConfigsNameTheField) {
   EXPECT_NE(error_of(R"({"time_embedding_order": "sin-cos"})").find("time_embedding_order must be \"cos_sin\" or \"sin_cos\""),
             std::string::npos);
   EXPECT_NE(error_of(R"({"downsample_padding": "same"})").find("downsample_padding must be"), std::string::npos);
+  EXPECT_NE(error_of(R"({"downsample_padding": "bottom_right", "conv_resample": false})").find("which this model does not have"),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"time_embedding_shift": 16})").find("time_embedding_shift must be in [0, model_channels / 2)"),
             std::string::npos);
 }
