@@ -17,6 +17,7 @@
 #include "distill/presets.h"
 #include "distill/progressive.h"
 #include "distill/rdd.h"
+#include "distill/sid.h"
 #include "dist/communicator.h"
 #include "eval/classifier_eval.h"
 
@@ -58,6 +59,8 @@ struct {
   std::string d_batch = "separate";
   std::vector<int64_t> stage_batches;
   bool no_quantise_noise = false;
+  // SiD
+  double alpha = 1.2, sigma_init = 2.5, t_max = 800, fake_lr = 0;
 } opts;
 
 CLI::App* command = nullptr;
@@ -102,6 +105,11 @@ void apply_preset() {
     preset_value("--rho", opts.rho, 0.4);
     preset_value("--batch", opts.batch, int64_t{128});
     preset_value("--ema", opts.ema, 0.9999);
+    preset_value("--steps", opts.steps, int64_t{200000});
+  } else if (opts.method == "sid") {  // SiD's CIFAR-10 settings (sid.h)
+    preset_value("--batch", opts.batch, int64_t{256});
+    preset_value("--lr", opts.lr, 1e-5);
+    preset_value("--ema", opts.ema, 0.999645);  // a half-life of 500k images at batch 256
     preset_value("--steps", opts.steps, int64_t{200000});
   } else if (opts.method == "rdd") {  // train_rdd.sh: 20k steps per halving, batch 128, lr 5e-5
     preset_value("--updates", opts.updates, int64_t{20000});
@@ -228,6 +236,25 @@ int run_distill() {
                   r.model.c_str(), static_cast<long long>(r.pool_size), static_cast<long long>(r.teacher_evaluations));
     return r.interrupted ? 130 : 0;
   }
+  if (opts.method == "sid") {  // data-free: no dataset is opened
+    distill::SidOptions d;
+    d.teacher = opts.teacher;
+    d.run = run_control(run_dir);
+    d.alpha = opts.alpha;
+    d.sigma_init = opts.sigma_init;
+    d.t_max = opts.t_max;
+    d.batch_size = opts.batch;
+    const bool mnist = opts.preset == "mnist";
+    d.steps = command->get_option("--steps")->count() || !mnist ? opts.steps : 2000;
+    d.lr = command->get_option("--lr")->count() || !mnist ? opts.lr : 2e-5;
+    d.fake_lr = command->get_option("--fake-lr")->count() ? opts.fake_lr : d.lr;
+    d.ema = opts.ema;
+    const distill::SidResult r = distill::sid_distillation(d);
+    if (!r.interrupted && lead())
+      std::printf("distill sid: the one-step generator (EMA, at t = %lld) is %s\n", static_cast<long long>(r.t_init),
+                  r.model.c_str());
+    return r.interrupted ? 130 : 0;
+  }
   const bool rdd = opts.method == "rdd";
   distill::ProgressiveOptions p;
   p.teacher = rdd ? opts.from : opts.teacher;
@@ -293,11 +320,11 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--method", opts.method,
                 "student (Denoising Student), progressive (Progressive Distillation) or rdd (Relational Diffusion "
                 "Distillation, on PD's stages), dkdm (data-free, any student architecture) or advkd (adversarial, "
-                "a one-pass staged generator)")
-      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd", "dkdm", "advkd"}));
+                "a one-pass staged generator) or sid (Score identity Distillation: data-free, one step)")
+      ->capture_default_str()->check(CLI::IsMember({"student", "progressive", "rdd", "dkdm", "advkd", "sid"}));
   c->add_option("--preset", opts.preset,
                 "mnist (the flags' defaults), or the paper's recipe for the teacher it was written for, refused on "
-                "another: cifar10 (student, progressive, rdd, dkdm; student: Ho et al.'s linear-beta DDPM) or "
+                "another: cifar10 (student, progressive, rdd, dkdm, sid; student: Ho et al.'s linear-beta DDPM) or "
                 "celeba-hq-256 (advkd); needs --teacher (rdd: --from) and, for progressive and rdd, --data")
       ->capture_default_str()->check(CLI::IsMember({"mnist", "cifar10", "celeba-hq-256"}));
   c->add_option("--teacher", opts.teacher, "teacher model file (from `diffkd train`)")->capture_default_str();
@@ -327,9 +354,10 @@ void add_distill_command(CLI::App& app) {
                 "student: the one-step output, residual (x_T - net(x_T), official, for an eps teacher) or x0 (the "
                 "x0 the teacher's prediction implies); auto picks residual for eps teachers, x0 for v and x0 ones")
       ->capture_default_str()->check(CLI::IsMember({"auto", "residual", "x0"}));
-  c->add_option("--steps", opts.steps, "student and dkdm: optimiser steps")->capture_default_str();
+  c->add_option("--steps", opts.steps, "student and dkdm: optimiser steps; sid: iterations (default 2000 at MNIST)")
+      ->capture_default_str();
   c->add_option("--warmup", opts.warmup, "student: linear LR warm-up steps")->capture_default_str();
-  c->add_option("--ema", opts.ema, "student and dkdm: EMA decay (dkdm's MNIST default 0.999)")->capture_default_str();
+  c->add_option("--ema", opts.ema, "student, dkdm and sid: EMA decay (dkdm's MNIST default 0.999)")->capture_default_str();
   c->add_option("--beta2", opts.beta2, "student: Adam beta2")->capture_default_str();
   c->add_option("--eval-every", opts.eval_every, "student: steps between held-out evaluations of the EMA")->capture_default_str();
   // Progressive
@@ -392,6 +420,13 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--ndf", opts.ndf, "advkd: the discriminator's first width")->capture_default_str();
   c->add_flag("--no-quantise-noise", opts.no_quantise_noise,
               "advkd: the generator's input from the exact noise (default: as an 8-bit image, as the official)");
+  // SiD
+  c->add_option("--alpha", opts.alpha, "sid: the generator loss's alpha (the paper: 1.2)")->capture_default_str();
+  c->add_option("--sigma-init", opts.sigma_init, "sid: the generator's noise level (its step: the teacher's nearest)")
+      ->capture_default_str();
+  c->add_option("--t-max", opts.t_max, "sid: the highest of SiD's noise levels, 0..1000 (800: sigma ~ 24.5)")
+      ->capture_default_str();
+  c->add_option("--fake-lr", opts.fake_lr, "sid: the fake score network's learning rate (default: --lr; MNIST: 2e-5)");
   add_diffusion_flags(c);
   on_run(c, run_distill);
 }

@@ -71,7 +71,9 @@ std::string describe_sampler(const diffusion::SamplerConfig& c) {
 
 std::string describe_model_sampler(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config) {
   if (model.generator) return "one pass (Adv-KD generator)";
-  return model.one_step.empty() ? describe_sampler(config) : "one step (" + model.one_step + ")";
+  if (model.one_step.empty()) return describe_sampler(config);
+  return "one step (" + model.one_step +
+         (model.one_step_time >= 0 ? " at t = " + std::to_string(model.one_step_time) : std::string()) + ")";
 }
 
 int64_t model_nfe(const diffusion::LoadedModel& model, const diffusion::SamplerConfig& config) {

@@ -74,18 +74,28 @@ LoadedModel load_diffusion_model(const std::string& path, Device device) {
     DK_CHECK(m.one_step == "residual" || m.one_step == "x0", path, ": metadata one_step is '", m.one_step,
              "', expected residual or x0");
   }
+  if (file.metadata.count("one_step_time")) {
+    m.one_step_time = nn::metadata_int(file.metadata, "one_step_time", path);
+    DK_CHECK(m.one_step == "x0" && m.one_step_time >= 0 && m.one_step_time < m.schedule.steps(), path,
+             ": metadata one_step_time ", m.one_step_time, " needs one_step x0 and a step in 0..",
+             m.schedule.steps() - 1);
+  }
   return m;
 }
 
 Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction prediction, const NoiseSchedule& schedule,
-                      const Tensor& x_T) {
-  const int64_t last = schedule.steps() - 1;
-  Tensor out = net.forward(x_T, model_time(schedule, std::vector<int64_t>(x_T.size(0), last)));
+                      const Tensor& x_T, int64_t step) {
+  DK_CHECK(form == "x0" || (form == "residual" && step < 0), "one-step generator: form '", form,
+           "' (expected x0, or residual at T - 1)");
+  DK_CHECK(step < schedule.steps(), "one-step generator: step ", step, " outside 0..", schedule.steps() - 1);
+  const std::vector<int64_t> t(x_T.size(0), step < 0 ? schedule.steps() - 1 : step);
+  const Coefficients c = coefficients(schedule, t, x_T);
+  const Tensor x = step < 0 ? x_T : c.noise * x_T;
+  Tensor out = net.forward(x, model_time(schedule, t));
   // A learned-range network's variance channels are not part of the image.
-  if (out.size(1) == 2 * x_T.size(1)) out = narrow(out, 1, 0, x_T.size(1));
-  if (form == "residual") return x_T - out;
-  DK_CHECK(form == "x0", "one-step generator: unknown form '", form, "' (expected residual or x0)");
-  return denoise(out, prediction, x_T, coefficients(schedule, std::vector<int64_t>(x_T.size(0), last), x_T)).x0;
+  if (out.size(1) == 2 * x.size(1)) out = narrow(out, 1, 0, x.size(1));
+  if (form == "residual") return x - out;
+  return denoise(out, prediction, x, c).x0;
 }
 
 namespace {
@@ -150,7 +160,8 @@ Tensor generate(LoadedModel& model, const SamplerConfig& config, int64_t first, 
     } else {
       NoGradGuard no_grad;
       parts.push_back(to_device(
-          clamp(one_step_image(*model.net, model.one_step, prediction, model.schedule, x_T), -1.0, 1.0), cpu()));
+          clamp(one_step_image(*model.net, model.one_step, prediction, model.schedule, x_T, model.one_step_time), -1.0, 1.0),
+          cpu()));
     }
     progress.done += n;
     progress.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

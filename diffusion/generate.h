@@ -26,6 +26,7 @@ struct LoadedModel {
   // prediction implies at T - 1); empty for a diffusion model.
   std::string sampler;
   std::string one_step;
+  int64_t one_step_time = -1;  // SiD's generator: the step it runs at (see one_step_image); -1: T - 1
   // An Adv-KD generator instead of a diffusion network (net is then null): one pass from the noise
   // of sample i, shrunk to its input size, its last stage's image centre-cropped to image_size.
   std::unique_ptr<nn::StagedGenerator> generator;
@@ -34,10 +35,11 @@ struct LoadedModel {
   int64_t stages_trained = 0;  // of the generator's stages: sampling needs all
 };
 
-// A one-step generator's image from noise x_T (Luhman & Luhman: the network at the fixed time
-// T - 1, its output read as in `form`).
+// A one-step generator's image from noise x_T, its output read as in `form`. step -1: Luhman &
+// Luhman's, the network at the fixed time T - 1 on x_T itself. step t >= 0: SiD's, the network at t
+// on sigma_t x_T (the noisy state of a zero image there, the paper's sigma_init z), read as x0.
 Tensor one_step_image(nn::UNet& net, const std::string& form, Prediction prediction, const NoiseSchedule& schedule,
-                      const Tensor& x_T);
+                      const Tensor& x_T, int64_t step = -1);
 
 // What the command line says about the diffusion models it loads (sample, eval, report and
 // distill take --schedule, --timesteps and --prediction): a file that records its settings must

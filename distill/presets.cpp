@@ -33,6 +33,8 @@ const std::vector<DistillPreset>& presets() {
       {"rdd", "cifar10", "RDD's train_rdd.sh (METHODS.md 4.1)", "--from", cifar10, {"--from", "--data"}},
       {"dkdm", "mnist", "the flags' defaults, at MNIST scale", "--teacher", any, {}},
       {"dkdm", "cifar10", "DKDM's 57M -> 14M CIFAR-10 pair (METHODS.md 3.3)", "--teacher", cifar10, {"--teacher"}},
+      {"sid", "mnist", "the flags' defaults, at MNIST scale", "--teacher", any, {}},
+      {"sid", "cifar10", "SiD's CIFAR-10 settings (batch 256, lr 1e-5, alpha 1.2)", "--teacher", cifar10, {"--teacher"}},
       {"advkd", "mnist", "the flags' defaults, at MNIST scale", "--teacher", any, {}},
       {"advkd", "celeba-hq-256", "Adv-KD's CelebA-HQ 256 recipe, 11 stages (METHODS.md 2)", "--teacher", celeba_hq,
        {"--teacher"}},

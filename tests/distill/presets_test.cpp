@@ -51,7 +51,7 @@ TEST(DistillPresets, EachPaperPresetRefusesAnMnistModelAndAcceptsOneItFits) {
   const std::string mnist = tiny_model("mnist", 28, 1, "cosine");
   const std::string cifar = tiny_model("cifar", 32, 3, "linear");
   const std::string celeba = tiny_model("celeba", 256, 3, "linear");
-  for (const std::string method : {"student", "progressive", "rdd", "dkdm"}) {
+  for (const std::string method : {"student", "progressive", "rdd", "dkdm", "sid"}) {
     EXPECT_NE(refusal(method, "cifar10", mnist).find("makes 28x28 images of 1 channel; the preset is for"),
               std::string::npos)
         << method;
