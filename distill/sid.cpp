@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
-#include <tuple>
 
 #include "diffusion/generate.h"
 #include "diffusion/losses.h"
