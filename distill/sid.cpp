@@ -53,14 +53,6 @@ Tensor mean_output(nn::UNet& net, const diffusion::NoiseSchedule& schedule, cons
   return out.size(1) == 2 * x.size(1) ? narrow(out, 1, 0, x.size(1)) : out;
 }
 
-diffusion::LossKind loss_of(Prediction p) {
-  switch (p) {
-    case Prediction::Eps: return diffusion::LossKind::Eps;
-    case Prediction::X0: return diffusion::LossKind::X0;
-    case Prediction::V: return diffusion::LossKind::V;
-  }
-  fail("sid: unknown prediction");
-}
 
 }  // namespace
 
@@ -88,7 +80,8 @@ Tensor sid_fake_score_loss(nn::UNet& fake, Prediction prediction, const diffusio
   in.coefficients = diffusion::coefficients(schedule, t, in.x0);
   in.x_t = diffusion::q_sample(in.x0, eps, in.coefficients);
   in.output = mean_output(fake, schedule, in.x_t, t);
-  return diffusion::diffusion_loss(loss_of(prediction), prediction, in);
+  // The teacher's own objective: the MSE of its prediction kind.
+  return diffusion::diffusion_loss(diffusion::parse_loss(diffusion::prediction_name(prediction)), prediction, in);
 }
 
 namespace {

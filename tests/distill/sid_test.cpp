@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "diffusion/generate.h"
+#include "distill/common.h"
 #include "tests/distill/distill_fixtures.h"
 
 namespace diffkd::testing {
@@ -196,10 +198,27 @@ TEST(Sid, TinyRunSamplesInOneStepAndResumesBitIdentically) {
   EXPECT_GT(differ, 1e-3);
 }
 
+// The message of the Error that `run` throws ("" when none).
+template <typename F>
+std::string refusal_of(F run) {
+  try {
+    run();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
 TEST(Sid, RefusesAOneStepTeacherAndBadSettings) {
   SidOptions o = tiny_sid(fresh_test_dir("sid_bad"));
   o.t_max = 1200;
-  EXPECT_THROW(sid_distillation(o), Error);
+  EXPECT_NE(refusal_of([&] { sid_distillation(o); }).find("--t-max 1200 is outside (0, 1000]"), std::string::npos);
+  o = tiny_sid(fresh_test_dir("sid_bad_lr"));
+  o.fake_lr = -1;
+  EXPECT_NE(refusal_of([&] { sid_distillation(o); }).find("--lr and --fake-lr must be positive"), std::string::npos);
+  o = tiny_sid(fresh_test_dir("sid_bad_sigma"));
+  o.sigma_init = 0;
+  EXPECT_NE(refusal_of([&] { sid_distillation(o); }).find("--sigma-init must be positive"), std::string::npos);
   o = tiny_sid(fresh_test_dir("sid_one_step"));
   o.teacher = sid_distillation(tiny_sid(fresh_test_dir("sid_first"))).model;
   try {
@@ -208,6 +227,18 @@ TEST(Sid, RefusesAOneStepTeacherAndBadSettings) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("is a one-step generator, not a diffusion model"), std::string::npos) << e.what();
   }
+}
+
+TEST(Sid, AModelFileWithAOneStepTimeOutsideItsScheduleIsRefused) {
+  diffusion::LoadedModel teacher = diffusion::load_diffusion_model(tiny_teacher());
+  const std::string path = fresh_test_dir("sid_bad_time") + ".safetensors";
+  save_distilled_model(path, *teacher.net, teacher.spec, "", {{"one_step", "x0"}, {"one_step_time", "1000"}});
+  EXPECT_NE(refusal_of([&] { diffusion::load_diffusion_model(path); })
+                .find("metadata one_step_time 1000 needs one_step x0 and a step in 0..999"),
+            std::string::npos);
+  save_distilled_model(path, *teacher.net, teacher.spec, "", {{"one_step", "residual"}, {"one_step_time", "5"}});
+  EXPECT_NE(refusal_of([&] { diffusion::load_diffusion_model(path); }).find("needs one_step x0"), std::string::npos);
+  std::filesystem::remove(path);
 }
 
 }  // namespace
