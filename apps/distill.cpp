@@ -60,7 +60,8 @@ struct {
   std::vector<int64_t> stage_batches;
   bool no_quantise_noise = false;
   // SiD
-  double alpha = 1.2, sigma_init = 2.5, t_max = 800, fake_lr = 0;
+  double alpha = 1.2, sigma_init = 2.5, t_max = 800, fake_lr = 0, ema_rampup = 0.05;
+  std::string fake_levels = "lognormal";
 } opts;
 
 CLI::App* command = nullptr;
@@ -249,6 +250,8 @@ int run_distill() {
     d.lr = command->get_option("--lr")->count() || !mnist ? opts.lr : 2e-5;
     d.fake_lr = command->get_option("--fake-lr")->count() ? opts.fake_lr : d.lr;
     d.ema = opts.ema;
+    d.ema_rampup = opts.ema_rampup;
+    d.fake_levels = opts.fake_levels;
     const distill::SidResult r = distill::sid_distillation(d);
     if (!r.interrupted && lead())
       std::printf("distill sid: the one-step generator (EMA, at t = %lld) is %s\n", static_cast<long long>(r.t_init),
@@ -427,6 +430,13 @@ void add_distill_command(CLI::App& app) {
   c->add_option("--t-max", opts.t_max, "sid: the highest of SiD's noise levels, 0..1000 (800: sigma ~ 24.5)")
       ->capture_default_str();
   c->add_option("--fake-lr", opts.fake_lr, "sid: the fake score network's learning rate (default: --lr; MNIST: 2e-5)");
+  c->add_option("--fake-levels", opts.fake_levels,
+                "sid: the fake score's noise levels: lognormal (EDM's training levels, as SiD) or generator (the "
+                "generator loss's levels)")
+      ->capture_default_str()->check(CLI::IsMember({"lognormal", "generator"}));
+  c->add_option("--ema-rampup", opts.ema_rampup,
+                "sid: the EMA's half-life at most this fraction of the iterations taken (EDM's 0.05; 0: --ema alone)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   add_diffusion_flags(c);
   on_run(c, run_distill);
 }

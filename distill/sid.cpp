@@ -44,6 +44,8 @@ double sid_sigma_of_draw(double u, double t_max) {
   return std::pow(hi + (1.0 - s) * (lo - hi), kSidRho);
 }
 
+double sid_fake_sigma_of_draw(double n) { return std::exp(kSidFakeLogSigmaMean + kSidFakeLogSigmaStd * n); }
+
 namespace {
 
 // A network's output at (x, t) without a learned-range network's variance channels.
@@ -90,13 +92,15 @@ namespace {
 constexpr uint64_t kFakeNoise = 0x51d1, kFakeEps = 0x51d2, kFakeLevel = 0x51d3, kGenNoise = 0x51d4,
                    kGenEps = 0x51d5, kGenLevel = 0x51d6;
 
-// The teacher steps of this rank's samples of iteration `step`'s draws.
+// The teacher steps of this rank's samples of iteration `step`'s draws: SiD's generator levels,
+// or (fake_levels) EDM's log-normal training levels.
 std::vector<int64_t> draw_steps(const SidOptions& o, const diffusion::NoiseSchedule& s, uint64_t stream, int64_t step,
-                                const dist::BatchShard& shard) {
+                                const dist::BatchShard& shard, bool fake_levels = false) {
+  const uint64_t seed = o.run.seed ^ stream, offset = static_cast<uint64_t>(step);
   std::vector<int64_t> t;
   for (int64_t i = shard.first; i < shard.first + shard.count; ++i)
-    t.push_back(sid_step_of_sigma(
-        s, sid_sigma_of_draw(philox::uniform_at(o.run.seed ^ stream, static_cast<uint64_t>(step), i), o.t_max)));
+    t.push_back(sid_step_of_sigma(s, fake_levels ? sid_fake_sigma_of_draw(philox::normal_at(seed, offset, i))
+                                                 : sid_sigma_of_draw(philox::uniform_at(seed, offset, i), o.t_max)));
   return t;
 }
 
@@ -108,6 +112,8 @@ SidResult sid_distillation(const SidOptions& o) {
   DK_CHECK(o.lr > 0 && o.fake_lr > 0, "distill sid: --lr and --fake-lr must be positive");
   DK_CHECK(o.t_max > 0 && o.t_max <= 1000, "distill sid: --t-max ", o.t_max, " is outside (0, 1000]");
   DK_CHECK(o.sigma_init > 0 && std::isfinite(o.alpha), "distill sid: --sigma-init must be positive and --alpha finite");
+  DK_CHECK(o.fake_levels == "lognormal" || o.fake_levels == "generator", "distill sid: --fake-levels '", o.fake_levels,
+           "' is not lognormal or generator");
   diffusion::LoadedModel teacher = diffusion::load_diffusion_model(o.teacher);
   DK_CHECK(teacher.net && teacher.one_step.empty(), "distill sid: --teacher ", o.teacher,
            " is a one-step generator, not a diffusion model (SiD needs the teacher's denoiser at every noise level)");
@@ -123,6 +129,7 @@ SidResult sid_distillation(const SidOptions& o) {
                                    {"sigma_init", o.sigma_init}, {"t_max", o.t_max},   {"batch", o.batch_size},
                                    {"steps", o.steps},      {"lr", o.lr},               {"fake_lr", o.fake_lr},
                                    {"beta1", o.beta1},      {"beta2", o.beta2},         {"ema", o.ema},
+                                   {"ema_rampup", o.ema_rampup}, {"fake_levels", o.fake_levels},
                                    {"seed", o.run.seed},    {"device", device.str()}};
   // Data-parallel (dist/): each rank draws and trains on its slice of every batch; rank 0 writes.
   dist::Communicator& comm = dist::world_for(device);
@@ -130,8 +137,9 @@ SidResult sid_distillation(const SidOptions& o) {
            " ranks (each rank needs at least one sample of every batch)");
   const dist::BatchShard shard = dist::shard_of(o.batch_size, comm.rank(), comm.size());
   diffusion::RunFolder run(o.run.dir, settings,
-                           {"teacher", "alpha", "sigma_init", "t_max", "batch", "beta1", "beta2", "seed"}, o.run.resume,
-                           o.run.quiet, comm);
+                           {"teacher", "alpha", "sigma_init", "t_max", "batch", "beta1", "beta2", "ema_rampup",
+                            "fake_levels", "seed"},
+                           o.run.resume, o.run.quiet, comm);
 
   // The generator and the fake score network start as the teacher; the teacher is frozen (its
   // activations still carry the generator's gradient).
@@ -144,15 +152,20 @@ SidResult sid_distillation(const SidOptions& o) {
   fake.to(device);
   generator.train();
   fake.train();
+  // SiD's Adam (eps 1e-8) sees its losses summed over an image's pixels, the generator's also
+  // scaled 100x (its fp16 loss scaling); ours are means over pixels. Adam is blind to a loss's
+  // scale but for eps, so eps / scale gives SiD's updates exactly.
+  const double pixels = static_cast<double>(numel_of(shape));
   AdamHyper hyper;
   hyper.beta1 = o.beta1;
   hyper.beta2 = o.beta2;
-  hyper.eps = 1e-8;
+  hyper.eps = 1e-8 / (100 * pixels);
   hyper.lr = o.lr;
   nn::Adam adam_g(generator.named_parameters(), hyper);
+  hyper.eps = 1e-8 / pixels;
   hyper.lr = o.fake_lr;
   nn::Adam adam_f(fake.named_parameters(), hyper);
-  nn::Ema ema(generator, o.ema);
+  nn::Ema ema(generator, o.ema, 0, o.ema_rampup);
 
   SidResult result;
   result.model = (run.dir() / "generator.safetensors").string();
@@ -206,10 +219,9 @@ SidResult sid_distillation(const SidOptions& o) {
       x_fake_phase = diffusion::one_step_image(generator, "x0", prediction, schedule, noise(kFakeNoise, step));
     }
     fake.set_requires_grad(true);
-    Tensor loss_f = dist::rank_share(sid_fake_score_loss(fake, prediction, schedule, x_fake_phase,
-                                                         draw_steps(o, schedule, kFakeLevel, step, shard),
-                                                         noise(kFakeEps, step)),
-                                     shard);
+    const std::vector<int64_t> t_fake = draw_steps(o, schedule, kFakeLevel, step, shard, o.fake_levels == "lognormal");
+    Tensor loss_f = dist::rank_share(
+        sid_fake_score_loss(fake, prediction, schedule, x_fake_phase, t_fake, noise(kFakeEps, step)), shard);
     loss_f.backward();
     dist::all_reduce_gradients(fake.parameters(), 1.0, comm);
     adam_f.step();

@@ -2,15 +2,18 @@
 
 #include "nn/ema.h"
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "tensor/backend.h"
 
 namespace diffkd::nn {
 
-Ema::Ema(const Module& model, double decay, int64_t start_step)
-    : decay_(decay), start_step_(start_step) {
+Ema::Ema(const Module& model, double decay, int64_t start_step, double rampup_ratio)
+    : decay_(decay), start_step_(start_step), rampup_ratio_(rampup_ratio) {
   DK_CHECK(decay >= 0 && decay <= 1, "EMA: decay must be in [0, 1], got ", decay);
+  DK_CHECK(rampup_ratio >= 0 && std::isfinite(rampup_ratio), "EMA: the ramp-up ratio must be >= 0, got ", rampup_ratio);
   std::set<std::string> parameter_names;
   for (const auto& [name, t] : model.named_parameters()) parameter_names.insert(name);
   for (const auto& [name, t] : model.state_dict()) {
@@ -19,19 +22,26 @@ Ema::Ema(const Module& model, double decay, int64_t start_step)
   }
 }
 
+double Ema::decay_at(int64_t step) const {
+  if (rampup_ratio_ <= 0) return decay_;
+  const double half_life = rampup_ratio_ * static_cast<double>(step - 1);  // in steps
+  return half_life <= 0 ? 0.0 : std::min(decay_, std::pow(0.5, 1.0 / half_life));
+}
+
 void Ema::update(const Module& model, int64_t step) {
   NoGradGuard no_grad;
   const NamedTensors current = model.state_dict();
   DK_CHECK(current.size() == shadow_.size(), "EMA: the model has ", current.size(),
            " tensors, the average ", shadow_.size());
   const bool copy_only = step <= start_step_;
+  const double decay = decay_at(step);
   for (size_t i = 0; i < shadow_.size(); ++i) {
     const Tensor& target = shadow_[i].second;
     const Tensor& weights = current[i].second;
     if (copy_only || !averaged_[i])
       assign(target, weights);
     else
-      backend(target.device()).axpby(1.0 - decay_, weights.detach(), decay_, target);
+      backend(target.device()).axpby(1.0 - decay, weights.detach(), decay, target);
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "diffusion/generate.h"
 #include "distill/common.h"
+#include "tensor/philox.h"
 #include "tests/distill/distill_fixtures.h"
 
 namespace diffkd::testing {
@@ -38,6 +39,24 @@ TEST(Sid, NoiseLevelsSpanEdmsRangeAndMapToTheNearestTeacherStep) {
   EXPECT_EQ(sid_step_of_sigma(s, 1e-9), 0);
   EXPECT_EQ(sid_step_of_sigma(s, 1e9), 999);
   EXPECT_THROW(sid_step_of_sigma(s, 0), Error);
+}
+
+// The fake score trains at EDM's log-normal levels (SiD's fake-score loss is EDM's): median
+// exp(-1.2), so far fewer tiny sigmas than the generator's rho-spaced draws.
+TEST(Sid, FakeScoreLevelsAreEdmsLogNormal) {
+  EXPECT_NEAR(sid_fake_sigma_of_draw(0), std::exp(-1.2), 1e-15);
+  EXPECT_NEAR(sid_fake_sigma_of_draw(1), 1.0, 1e-15);  // -1.2 + 1.2
+  EXPECT_NEAR(sid_fake_sigma_of_draw(-2), std::exp(-3.6), 1e-15);
+  // Below sigma 0.01: 0.2% of EDM's draws (Phi(-2.84)) against 9% of the generator's at t_max 800.
+  int64_t fake_low = 0, generator_low = 0;
+  const int64_t n = 20000;
+  for (int64_t i = 0; i < n; ++i) {
+    fake_low += sid_fake_sigma_of_draw(philox::normal_at(7, 0, i)) < 0.01;
+    generator_low += sid_sigma_of_draw(philox::uniform_at(7, 0, i), 800) < 0.01;
+  }
+  EXPECT_LT(fake_low, n / 100);
+  EXPECT_GT(generator_low, n / 14);
+  EXPECT_LT(generator_low, n / 9);
 }
 
 TEST(Sid, GeneratorLossInClosedForm) {
@@ -219,6 +238,10 @@ TEST(Sid, RefusesAOneStepTeacherAndBadSettings) {
   o = tiny_sid(fresh_test_dir("sid_bad_sigma"));
   o.sigma_init = 0;
   EXPECT_NE(refusal_of([&] { sid_distillation(o); }).find("--sigma-init must be positive"), std::string::npos);
+  o = tiny_sid(fresh_test_dir("sid_bad_levels"));
+  o.fake_levels = "uniform";
+  EXPECT_NE(refusal_of([&] { sid_distillation(o); }).find("--fake-levels 'uniform' is not lognormal or generator"),
+            std::string::npos);
   o = tiny_sid(fresh_test_dir("sid_one_step"));
   o.teacher = sid_distillation(tiny_sid(fresh_test_dir("sid_first"))).model;
   try {

@@ -117,6 +117,25 @@ TEST(Ema, CopiesBeforeTheStartStepThenAverages) {
   EXPECT_NEAR(copy.w.item(), 11.0, 1e-12);
 }
 
+// EDM's ramp-up: the half-life is capped at ratio x (steps taken), so early averages are short.
+TEST(Ema, RampUpCapsTheHalfLifeAtAFractionOfTheStepsTaken) {
+  Scalar m({0.0});
+  nn::Ema ema(m, /*decay=*/0.99, /*start_step=*/0, /*rampup_ratio=*/0.5);
+  EXPECT_DOUBLE_EQ(ema.decay_at(1), 0.0);               // nothing taken yet: a copy
+  EXPECT_NEAR(ema.decay_at(3), 0.5, 1e-15);             // half-life 0.5 x 2 = 1 step
+  EXPECT_NEAR(ema.decay_at(5), std::sqrt(0.5), 1e-15);  // half-life 2 steps
+  EXPECT_DOUBLE_EQ(ema.decay_at(1000), 0.99);           // 0.5^(1/499.5) > 0.99: the decay rules
+  nn::assign(m.w, from_vector({10.0}, {1}, DType::F64));
+  ema.update(m, 1);
+  EXPECT_DOUBLE_EQ(ema.shadow()[0].second.item(), 10.0);
+  nn::assign(m.w, from_vector({20.0}, {1}, DType::F64));
+  ema.update(m, 3);  // 0.5 * 10 + 0.5 * 20
+  EXPECT_NEAR(ema.shadow()[0].second.item(), 15.0, 1e-12);
+  nn::Ema plain(m, 0.99);
+  EXPECT_DOUBLE_EQ(plain.decay_at(1), 0.99);
+  EXPECT_THROW(nn::Ema(m, 0.99, 0, -0.1), Error);
+}
+
 // Every preset builds and takes one Adam step that gives a finite loss and moves its weights.
 // The CIFAR-scale presets are heavy under the sanitizers and run in the Release build only.
 class PresetStep : public ::testing::TestWithParam<std::string> {};
