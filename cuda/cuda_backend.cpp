@@ -4,6 +4,7 @@
 #include "cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "cuda/cublas_loader.h"
 #include "cuda/runtime.h"
@@ -106,6 +107,10 @@ void CudaBackend::gemm(bool trans_a, bool trans_b, double alpha, const Tensor& a
   const cublasOperation_t op_x = (x.column_view_is_transposed != trans_b) ? CUBLAS_OP_N : CUBLAS_OP_T;
   const cublasOperation_t op_y = (y.column_view_is_transposed != trans_a) ? CUBLAS_OP_N : CUBLAS_OP_T;
   const int64_t c_stride = batch == 1 ? 0 : m * n;
+  // cuBLAS takes sizes, leading dimensions and the batch count as int: a larger one would wrap.
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  DK_CHECK(std::max({m, n, k, batch, x.ld, y.ld}) <= kIntMax, "gemm on CUDA: ", shape_str(a.shape()), " x ",
+           shape_str(b.shape()), " has a size or leading dimension over 2^31 - 1 (cuBLAS's int)");
   dispatch_float(c.dtype(), "gemm", [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T al = static_cast<T>(alpha), be = static_cast<T>(beta);

@@ -51,7 +51,7 @@ class CudaBackend final : public Backend {
   void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices,
                   const Pool2dParams& p) override;
   void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices,
-                           const Tensor& grad_x) override;
+                           const Tensor& grad_x, const Pool2dParams& p) override;
   void upsample_nearest(const Tensor& x, const Tensor& out) override;
   void upsample_nearest_backward(const Tensor& grad_out, const Tensor& grad_x) override;
   void resize_bilinear(const Tensor& x, const Tensor& out) override;

@@ -7,6 +7,7 @@
 namespace diffkd::cuda {
 
 constexpr int kThreads = 256;
+static_assert((kThreads & (kThreads - 1)) == 0, "block_reduce needs a power-of-two block");
 
 // Combines every thread's `value` with `combine` across the block (blockDim.x a power of two,
 // scratch of blockDim.x entries) and returns the result to every thread. The tree has a fixed

@@ -1,10 +1,12 @@
-// Pooling and resampling on the GPU (NCHW): forward passes run one thread per output element;
-// backward passes one thread per (n, c) plane, scattering in the CPU backend's order, so the
-// sums are deterministic without atomics. Source indices come from tensor/resample_math.h.
+// Pooling and resampling on the GPU (NCHW): forward passes run one thread per output element,
+// backward passes one thread per input element, gathering the output gradients that read it in
+// the order the CPU backend's scatter adds them (tensor/pool_backward_math.h), so the sums are
+// deterministic without atomics and equal the CPU's. Source indices: tensor/resample_math.h.
 
 #include "cuda/cuda_backend.h"
 #include "cuda/launch.cuh"
 #include "cuda/runtime.h"
+#include "tensor/pool_backward_math.h"
 #include "tensor/resample_math.h"
 
 namespace diffkd::cuda {
@@ -36,19 +38,11 @@ __global__ void avg_pool_kernel(const T* x, T* out, Plane s, Pool2dParams p) {
 
 template <typename T>
 __global__ void avg_pool_backward_kernel(const T* gy, T* gx, Plane s, Pool2dParams p) {
-  const T inv = T(1) / static_cast<T>(p.kernel_h * p.kernel_w);
-  DK_GRID_STRIDE_LOOP(pl, s.planes) {
-    T* dst = gx + pl * s.H * s.W;
-    for (int64_t k = 0; k < s.H * s.W; ++k) dst[k] = T(0);
-    for (int64_t oh = 0; oh < s.OH; ++oh)
-      for (int64_t ow = 0; ow < s.OW; ++ow) {
-        const T g = gy[(pl * s.OH + oh) * s.OW + ow] * inv;
-        for (int64_t i = 0; i < p.kernel_h; ++i)
-          for (int64_t j = 0; j < p.kernel_w; ++j) {
-            const int64_t ih = oh * p.stride_h - p.pad_h + i, iw = ow * p.stride_w - p.pad_w + j;
-            if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W) dst[ih * s.W + iw] += g;
-          }
-      }
+  const pool_math::PlaneShape shape{s.H, s.W, s.OH, s.OW};
+  const pool_math::PoolWindow w{p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+  DK_GRID_STRIDE_LOOP(e, s.planes * s.H * s.W) {
+    const int64_t iw = e % s.W, ih = (e / s.W) % s.H, pl = e / (s.W * s.H);
+    gx[e] = pool_math::avg_pool_input_grad(gy + pl * s.OH * s.OW, shape, w, ih, iw);
   }
 }
 
@@ -74,11 +68,12 @@ __global__ void max_pool_kernel(const T* x, T* out, int64_t* indices, Plane s, P
 }
 
 template <typename T>
-__global__ void max_pool_backward_kernel(const T* gy, const int64_t* indices, T* gx, int64_t planes, int64_t hw,
-                                         int64_t ohw) {
-  DK_GRID_STRIDE_LOOP(pl, planes) {
-    for (int64_t k = 0; k < hw; ++k) gx[pl * hw + k] = T(0);
-    for (int64_t k = 0; k < ohw; ++k) gx[pl * hw + indices[pl * ohw + k]] += gy[pl * ohw + k];
+__global__ void max_pool_backward_kernel(const T* gy, const int64_t* indices, T* gx, Plane s, Pool2dParams p) {
+  const pool_math::PlaneShape shape{s.H, s.W, s.OH, s.OW};
+  const pool_math::PoolWindow w{p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w};
+  DK_GRID_STRIDE_LOOP(e, s.planes * s.H * s.W) {
+    const int64_t iw = e % s.W, ih = (e / s.W) % s.H, pl = e / (s.W * s.H);
+    gx[e] = pool_math::max_pool_input_grad(gy + pl * s.OH * s.OW, indices + pl * s.OH * s.OW, shape, w, ih, iw);
   }
 }
 
@@ -92,14 +87,10 @@ __global__ void nearest_kernel(const T* x, T* out, Plane s) {
 
 template <typename T>
 __global__ void nearest_backward_kernel(const T* gy, T* gx, Plane s) {
-  DK_GRID_STRIDE_LOOP(pl, s.planes) {
-    T* dst = gx + pl * s.H * s.W;
-    for (int64_t k = 0; k < s.H * s.W; ++k) dst[k] = T(0);
-    for (int64_t oh = 0; oh < s.OH; ++oh) {
-      const int64_t ih = resample::nearest_source(oh, s.H, s.OH);
-      for (int64_t ow = 0; ow < s.OW; ++ow)
-        dst[ih * s.W + resample::nearest_source(ow, s.W, s.OW)] += gy[(pl * s.OH + oh) * s.OW + ow];
-    }
+  const pool_math::PlaneShape shape{s.H, s.W, s.OH, s.OW};
+  DK_GRID_STRIDE_LOOP(e, s.planes * s.H * s.W) {
+    const int64_t iw = e % s.W, ih = (e / s.W) % s.H, pl = e / (s.W * s.H);
+    gx[e] = pool_math::nearest_input_grad(gy + pl * s.OH * s.OW, shape, ih, iw);
   }
 }
 
@@ -117,18 +108,10 @@ __global__ void bilinear_kernel(const T* x, T* out, Plane s) {
 
 template <typename T>
 __global__ void bilinear_backward_kernel(const T* gy, T* gx, Plane s) {
-  DK_GRID_STRIDE_LOOP(pl, s.planes) {
-    T* dst = gx + pl * s.H * s.W;
-    for (int64_t k = 0; k < s.H * s.W; ++k) dst[k] = T(0);
-    for (int64_t oh = 0; oh < s.OH; ++oh)
-      for (int64_t ow = 0; ow < s.OW; ++ow) {
-        const T g = gy[(pl * s.OH + oh) * s.OW + ow];
-        const resample::BilinearTap a = resample::bilinear_tap(oh, s.H, s.OH), b = resample::bilinear_tap(ow, s.W, s.OW);
-        dst[a.i0 * s.W + b.i0] += static_cast<T>(a.w0 * b.w0) * g;
-        dst[a.i0 * s.W + b.i1] += static_cast<T>(a.w0 * b.w1) * g;
-        dst[a.i1 * s.W + b.i0] += static_cast<T>(a.w1 * b.w0) * g;
-        dst[a.i1 * s.W + b.i1] += static_cast<T>(a.w1 * b.w1) * g;
-      }
+  const pool_math::PlaneShape shape{s.H, s.W, s.OH, s.OW};
+  DK_GRID_STRIDE_LOOP(e, s.planes * s.H * s.W) {
+    const int64_t iw = e % s.W, ih = (e / s.W) % s.H, pl = e / (s.W * s.H);
+    gx[e] = pool_math::bilinear_input_grad(gy + pl * s.OH * s.OW, shape, ih, iw);
   }
 }
 
@@ -153,7 +136,7 @@ void CudaBackend::avg_pool2d(const Tensor& x_in, const Tensor& out, const Pool2d
 void CudaBackend::avg_pool2d_backward(const Tensor& gy_in, const Tensor& gx, const Pool2dParams& p) {
   const Tensor gy = contiguous_on_device(gy_in);
   const Plane s = plane_of(gx, gy);
-  DK_LAUNCH_FLOAT(gx, "avg_pool2d_backward", s.planes, avg_pool_backward_kernel, gy.data<T>(), gx.data<T>(), s, p);
+  DK_LAUNCH_FLOAT(gx, "avg_pool2d_backward", gx.numel(), avg_pool_backward_kernel, gy.data<T>(), gx.data<T>(), s, p);
 }
 
 void CudaBackend::max_pool2d(const Tensor& x_in, const Tensor& out, const Tensor& indices, const Pool2dParams& p) {
@@ -163,11 +146,12 @@ void CudaBackend::max_pool2d(const Tensor& x_in, const Tensor& out, const Tensor
                   p);
 }
 
-void CudaBackend::max_pool2d_backward(const Tensor& gy_in, const Tensor& indices, const Tensor& gx) {
-  const Tensor gy = contiguous_on_device(gy_in);
-  const int64_t planes = gx.size(0) * gx.size(1);
-  DK_LAUNCH_FLOAT(gx, "max_pool2d_backward", planes, max_pool_backward_kernel, gy.data<T>(), indices.data<int64_t>(),
-                  gx.data<T>(), planes, gx.size(2) * gx.size(3), gy.size(2) * gy.size(3));
+void CudaBackend::max_pool2d_backward(const Tensor& gy_in, const Tensor& indices_in, const Tensor& gx,
+                                      const Pool2dParams& p) {
+  const Tensor gy = contiguous_on_device(gy_in), indices = contiguous_on_device(indices_in);
+  const Plane s = plane_of(gx, gy);
+  DK_LAUNCH_FLOAT(gx, "max_pool2d_backward", gx.numel(), max_pool_backward_kernel, gy.data<T>(),
+                  indices.data<int64_t>(), gx.data<T>(), s, p);
 }
 
 void CudaBackend::upsample_nearest(const Tensor& x_in, const Tensor& out) {
@@ -178,7 +162,7 @@ void CudaBackend::upsample_nearest(const Tensor& x_in, const Tensor& out) {
 void CudaBackend::upsample_nearest_backward(const Tensor& gy_in, const Tensor& gx) {
   const Tensor gy = contiguous_on_device(gy_in);
   const Plane s = plane_of(gx, gy);
-  DK_LAUNCH_FLOAT(gx, "upsample_nearest_backward", s.planes, nearest_backward_kernel, gy.data<T>(), gx.data<T>(), s);
+  DK_LAUNCH_FLOAT(gx, "upsample_nearest_backward", gx.numel(), nearest_backward_kernel, gy.data<T>(), gx.data<T>(), s);
 }
 
 void CudaBackend::resize_bilinear(const Tensor& x_in, const Tensor& out) {
@@ -189,7 +173,8 @@ void CudaBackend::resize_bilinear(const Tensor& x_in, const Tensor& out) {
 void CudaBackend::resize_bilinear_backward(const Tensor& gy_in, const Tensor& gx) {
   const Tensor gy = contiguous_on_device(gy_in);
   const Plane s = plane_of(gx, gy);
-  DK_LAUNCH_FLOAT(gx, "resize_bilinear_backward", s.planes, bilinear_backward_kernel, gy.data<T>(), gx.data<T>(), s);
+  DK_LAUNCH_FLOAT(gx, "resize_bilinear_backward", gx.numel(), bilinear_backward_kernel, gy.data<T>(), gx.data<T>(),
+                  s);
 }
 
 }  // namespace diffkd::cuda

@@ -84,23 +84,26 @@ void launch_reduce(const Tensor& x, const std::vector<bool>& reduced_dims, const
   DK_CUDA_CHECK_LAUNCH();
 }
 
-// Softmax over rows of `len` elements, `inner` apart (a contiguous [outer, len, inner] view): one
-// block per (outer, inner) row. The maximum is subtracted first; the sum accumulates in double.
+// Softmax over rows of `len` elements, `inner` apart (a contiguous [outer, len, inner] view): a
+// block per (outer, inner) row, striding over the rows when there are more than blocks. The
+// maximum is subtracted first; the sum accumulates in double.
 template <typename T>
-__global__ void softmax_kernel(const T* x, T* out, int64_t len, int64_t inner, bool log) {
+__global__ void softmax_kernel(const T* x, T* out, int64_t rows, int64_t len, int64_t inner, bool log) {
   __shared__ double partial[kThreads];
-  const int64_t row = blockIdx.x, o = row / inner, i = row % inner;
-  const T* in = x + o * len * inner + i;
-  T* dst = out + o * len * inner + i;
-  double m = -INFINITY;
-  for (int64_t k = threadIdx.x; k < len; k += blockDim.x) m = fmax(m, static_cast<double>(in[k * inner]));
-  const T row_max = static_cast<T>(block_reduce(m, partial, [](double a, double b) { return fmax(a, b); }));
-  double s = 0;
-  for (int64_t k = threadIdx.x; k < len; k += blockDim.x) s += static_cast<double>(exp(in[k * inner] - row_max));
-  const double total = block_sum(s, partial);
-  for (int64_t k = threadIdx.x; k < len; k += blockDim.x) {
-    const T shifted = in[k * inner] - row_max;
-    dst[k * inner] = log ? static_cast<T>(shifted - ::log(total)) : static_cast<T>(exp(shifted) / total);
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {  // uniform across the block
+    const int64_t o = row / inner, i = row % inner;
+    const T* in = x + o * len * inner + i;
+    T* dst = out + o * len * inner + i;
+    double m = -INFINITY;
+    for (int64_t k = threadIdx.x; k < len; k += blockDim.x) m = fmax(m, static_cast<double>(in[k * inner]));
+    const T row_max = static_cast<T>(block_reduce(m, partial, [](double a, double b) { return fmax(a, b); }));
+    double s = 0;
+    for (int64_t k = threadIdx.x; k < len; k += blockDim.x) s += static_cast<double>(exp(in[k * inner] - row_max));
+    const double total = block_sum(s, partial);
+    for (int64_t k = threadIdx.x; k < len; k += blockDim.x) {
+      const T shifted = in[k * inner] - row_max;
+      dst[k * inner] = log ? static_cast<T>(shifted - ::log(total)) : static_cast<T>(exp(shifted) / total);
+    }
   }
 }
 
@@ -140,8 +143,9 @@ void CudaBackend::softmax(const Tensor& x, int64_t dim, bool log, const Tensor& 
   for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.size(d);
   dispatch_float(x.dtype(), "softmax", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    softmax_kernel<T><<<static_cast<unsigned>(outer * inner), kThreads, 0, stream()>>>(xc.data<T>(), out.data<T>(), len,
-                                                                                      inner, log);
+    // One block per row up to blocks_for's cap (65535 x 16), then each block strides.
+    softmax_kernel<T><<<blocks_for(outer * inner, 1), kThreads, 0, stream()>>>(xc.data<T>(), out.data<T>(),
+                                                                                outer * inner, len, inner, log);
     DK_CUDA_CHECK_LAUNCH();
   });
 }

@@ -125,8 +125,9 @@ class Backend {
   // indices (I64, out's shape) hold the flat h * W + w position of each window's maximum.
   virtual void max_pool2d(const Tensor& x, const Tensor& out, const Tensor& indices,
                           const Pool2dParams& p) = 0;
+  // p: the forward's window (a backward that gathers per input element needs it).
   virtual void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices,
-                                   const Tensor& grad_x) = 0;
+                                   const Tensor& grad_x, const Pool2dParams& p) = 0;
   virtual void upsample_nearest(const Tensor& x, const Tensor& out) = 0;
   virtual void upsample_nearest_backward(const Tensor& grad_out, const Tensor& grad_x) = 0;
   // Bilinear resize with align_corners=False (PyTorch's half-pixel convention).

@@ -59,9 +59,9 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
   Tensor out = empty_as(shape, x);
   Tensor indices = Tensor::empty(shape, DType::I64, x.device());
   be(x).max_pool2d(x, out, indices, p);
-  return record("max_pool2d", {x}, out, [indices, xs = x.shape()](const GradContext& c) {
+  return record("max_pool2d", {x}, out, [indices, p, xs = x.shape()](const GradContext& c) {
     Tensor gx = empty_as(xs, c.grad);
-    be(c.grad).max_pool2d_backward(c.grad, indices, gx);
+    be(c.grad).max_pool2d_backward(c.grad, indices, gx, p);
     return TensorList{mark_not_differentiable_again("max_pool2d", gx, {c.grad})};
   });
 }

@@ -59,16 +59,19 @@ void CpuBackend::avg_pool2d_backward(const Tensor& gy_in, const Tensor& gx, cons
     const T inv = T(1) / static_cast<T>(p.kernel_h * p.kernel_w);
 #pragma omp parallel for schedule(static)
     for (int64_t pl = 0; pl < planes(gx); ++pl) {
+      // Each input's output gradients summed, then divided once (as the GPU's gather,
+      // tensor/pool_backward_math.h: a product inside the sum would round as the compiler fuses it).
       std::fill(gxp + pl * H * W, gxp + (pl + 1) * H * W, T(0));
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
-          const T g = gyp[(pl * OH + oh) * OW + ow] * inv;
+          const T g = gyp[(pl * OH + oh) * OW + ow];
           for (int64_t i = 0; i < p.kernel_h; ++i)
             for (int64_t j = 0; j < p.kernel_w; ++j) {
               const int64_t ih = oh * p.stride_h - p.pad_h + i, iw = ow * p.stride_w - p.pad_w + j;
               if (ih >= 0 && ih < H && iw >= 0 && iw < W) gxp[(pl * H + ih) * W + iw] += g;
             }
         }
+      for (int64_t k = pl * H * W; k < (pl + 1) * H * W; ++k) gxp[k] *= inv;
     }
   });
 }
@@ -105,7 +108,8 @@ void CpuBackend::max_pool2d(const Tensor& x_in, const Tensor& out, const Tensor&
   });
 }
 
-void CpuBackend::max_pool2d_backward(const Tensor& gy_in, const Tensor& indices, const Tensor& gx) {
+void CpuBackend::max_pool2d_backward(const Tensor& gy_in, const Tensor& indices, const Tensor& gx,
+                                     const Pool2dParams&) {
   const Tensor gy = contiguous_or_copy(gy_in);
   const int64_t HW = gx.size(2) * gx.size(3), OHW = gy.size(2) * gy.size(3);
   dispatch_float(gx.dtype(), "max_pool2d_backward", [&](auto tag) {

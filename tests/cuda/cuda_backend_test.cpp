@@ -188,6 +188,36 @@ TEST_F(Cuda, SoftmaxAndLosses) {
   check_op("l1", {{8, 20}, {8, 20}}, [](const TensorList& x) { return l1_loss(x[0], x[1]); });
 }
 
+// Sizes past one block per output and past the grid's cap (65535 x 16 blocks), where a kernel
+// that launches one block per row without striding, or indexes in 32 bits, first goes wrong.
+TEST_F(Cuda, ShapesPastOneBlockAndPastTheGridCap) {
+  check_op("sum of 70,000 rows of 200", {{70000, 200}}, [](const TensorList& x) { return sum(x[0], {1}); });
+  check_op("sum of 70,000 rows of 3 (one thread per output)", {{70000, 3}},
+           [](const TensorList& x) { return sum(x[0], {1}); });
+  check_op("softmax of 70,000 rows", {{70000, 10}}, [](const TensorList& x) { return softmax(x[0], -1); });
+  check_op("softmax of 1,100,000 rows (past the grid cap)", {{1100000, 2}},
+           [](const TensorList& x) { return softmax(x[0], -1); });
+  check_op("softmax of long rows", {{5, 1000}}, [](const TensorList& x) { return softmax(x[0], -1); });
+  check_op("group_norm, 1,000 elements per group", {{2, 40, 10, 10}, {40}, {40}},
+           [](const TensorList& x) { return group_norm(x[0], 4, x[1], x[2]); });
+  check_op("matmul with k = 0", {{5, 0}, {0, 7}}, [](const TensorList& x) { return matmul(x[0], x[1]); });
+}
+
+// 2^31 + 5 elements (8 GiB of f32): the last one is reached and summed only with 64-bit indexing.
+TEST_F(Cuda, MoreThanTwoToThe31ElementsAreAllReached) {
+  const int64_t n = (int64_t{1} << 31) + 5;
+  Tensor x;
+  try {
+    x = full({n}, 1.0, DType::F32, cuda_device());
+  } catch (const Error& e) {
+    GTEST_SKIP() << "cannot allocate 8 GiB on this GPU: " << e.what();
+  }
+  const double big = 1 << 20;  // the last 3 elements: far above the f32 result's rounding (256)
+  backend(x.device()).fill(narrow(x, 0, n - 3, 3), big);
+  EXPECT_NEAR(sum(x, {0}).item(), static_cast<double>(n - 3) + 3 * big, 512.0);
+  EXPECT_DOUBLE_EQ(narrow(x, 0, n - 1, 1).item(), big);
+}
+
 TEST_F(Cuda, GroupNorm) {
   check_op("group_norm", {{3, 16, 5, 7}, {16}, {16}},
            [](const TensorList& x) { return group_norm(x[0], 4, x[1], x[2]); });
