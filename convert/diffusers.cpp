@@ -38,7 +38,7 @@ struct JsonFile {
     JsonFile f{path, {}};
     try {
       f.j = json::parse(text.str());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too big
       fail(path, ": invalid JSON (", e.what(), ")");
     }
     DK_CHECK(f.j.is_object(), path, ": expected a JSON object");

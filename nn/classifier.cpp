@@ -18,7 +18,7 @@ ClassifierConfig ClassifierConfig::from_json(const std::string& text, const std:
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number too big
     fail(source, ": invalid classifier config JSON (", e.what(), ")");
   }
   ClassifierConfig c;

@@ -23,7 +23,7 @@ const std::vector<std::pair<std::string, std::string>>& presets() {
 nlohmann::json parse(const std::string& text, const std::string& source) {
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number too big
     fail(source, ": invalid JSON (", e.what(), ")");
   }
 }

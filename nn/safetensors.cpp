@@ -128,9 +128,11 @@ std::vector<PlannedTensor> plan_layout(const std::string& path, const NamedTenso
     }
     plan.push_back({&name, tensor, stored, 0, 0});
   }
-  for (const auto& [name, type] : narrow)
+  for (const auto& entry : narrow) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& name = entry.first;
     DK_CHECK(std::any_of(tensors.begin(), tensors.end(), [&](const auto& nt) { return nt.first == name; }), path,
              ": a storage type is given for ", quoted(name), ", which is not among the tensors");
+  }
   std::sort(plan.begin(), plan.end(),
             [](const auto& a, const auto& b) { return *a.name < *b.name; });
   uint64_t offset = 0;
@@ -233,7 +235,7 @@ json parse_header(const std::string& path, const std::string& text) {
   json header;
   try {
     header = json::parse(text, spot_duplicates);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too big
     const std::string what = e.what();
     fail(path, ": header is not valid JSON: ", what.substr(what.find("] ") + 2));
   }

@@ -126,7 +126,7 @@ UNetConfig UNetConfig::from_json(const std::string& text, const std::string& sou
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number too big
     fail(source, ": invalid JSON (", e.what(), ")");
   }
   DK_CHECK(j.is_object(), source, ": expected a JSON object of UNet fields");
@@ -136,10 +136,12 @@ UNetConfig UNetConfig::from_json(const std::string& text, const std::string& sou
       "use_scale_shift_norm", "resblock_updown", "conv_resample", "num_classes", "norm_groups",
       "init", "time_embedding_order", "time_embedding_shift",
       "norm_eps", "downsample_padding"};
-  for (const auto& [key, value] : j.items())
+  for (const auto& item : j.items()) {  // not a structured binding: clang 14 cannot capture one
+    const std::string& key = item.key();
     DK_CHECK(std::find_if(std::begin(kFields), std::end(kFields),
                           [&](const char* f) { return key == f; }) != std::end(kFields),
              source, ": unknown UNet field '", key, "'");
+  }
   UNetConfig c;
   read_field(j, "image_size", c.image_size, source);
   read_field(j, "in_channels", c.in_channels, source);

@@ -25,6 +25,7 @@ if [ "$with_tests" -eq 1 ]; then
     libgtest-dev libgmock-dev libbenchmark-dev
     python3-torch python3-numpy   # reference goldens and comparison benchmarks only
     dataset-fashion-mnist    # the second dataset (IDX .gz in /usr/share/datasets/fashion-mnist)
+    clang-14 libclang-rt-14-dev libomp-14-dev   # the sanitize build: ASan + UBSan + libFuzzer
   )
 fi
 
