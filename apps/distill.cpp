@@ -436,7 +436,7 @@ void add_distill_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::IsMember({"lognormal", "generator"}));
   c->add_option("--ema-rampup", opts.ema_rampup,
                 "sid: the EMA's half-life at most this fraction of the iterations taken (EDM's 0.05; 0: --ema alone)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   add_diffusion_flags(c);
   on_run(c, run_distill);
 }
