@@ -1,6 +1,7 @@
 // index_select and its adjoint index_add on the GPU, on the [outer, size(dim), inner] view. The
-// index is checked on the host first (one small copy), so a bad index is an error, never an
-// out-of-bounds access. index_add gives each thread one (outer, inner) column and walks the
+// index is checked on the host first, so a bad index is an error, never an out-of-bounds access:
+// a host index is checked where it is and copied up once; a device index is read down once and
+// then used where it is. index_add gives each thread one (outer, inner) column and walks the
 // index in order: repeated indices add deterministically, without atomics.
 
 #include "cuda/cuda_backend.h"
@@ -12,21 +13,23 @@ namespace diffkd::cuda {
 
 namespace {
 
-// A contiguous device copy of the index, after checking every entry on the host.
+// The index as a contiguous device tensor, after checking every entry on the host.
 Tensor checked_index(const char* op, const Tensor& index, int64_t limit, Device device) {
   DK_CHECK(index.dtype() == DType::I64 && index.dim() == 1, op, ": index must be 1-D i64, got ",
            dtype_name(index.dtype()), " ", shape_str(index.shape()));
-  Tensor host = Tensor::empty(index.shape(), DType::I64, cpu());
-  if (index.device().type == DeviceType::CUDA)
+  const bool on_device = index.device().type == DeviceType::CUDA;
+  Tensor host = on_device || !index.is_contiguous() ? Tensor::empty(index.shape(), DType::I64, cpu()) : index;
+  if (on_device)
     cuda_backend().copy(index, host);
-  else
+  else if (host.raw_data() != index.raw_data())
     cpu_backend().copy(index, host);
   const int64_t* ip = host.data<int64_t>();
   for (int64_t i = 0; i < host.numel(); ++i)
     DK_CHECK(ip[i] >= 0 && ip[i] < limit, op, ": index ", ip[i], " out of range [0, ", limit, ")");
-  Tensor on_device = Tensor::empty(index.shape(), DType::I64, device);
-  cuda_backend().copy(host, on_device);
-  return on_device;
+  if (on_device) return contiguous_on_device(index);
+  Tensor uploaded = Tensor::empty(index.shape(), DType::I64, device);
+  cuda_backend().copy(host, uploaded);
+  return uploaded;
 }
 
 template <typename T>

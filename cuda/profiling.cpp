@@ -18,6 +18,14 @@ int fp32_lanes_per_sm(int major, int minor) {
   return 128;
 }
 
+// Dense TF32 tensor-core FLOPs per SM per clock, from NVIDIA's whitepapers' peak tables divided by
+// SMs x boost clock: A100 (sm_80) 1024, GA10x and Ada 256, H100 (sm_90) 2048; 0 where not known.
+int tf32_flops_per_sm_clock(int major, int minor) {
+  if (major == 8) return minor == 0 ? 1024 : 256;
+  if (major == 9) return 2048;
+  return 0;
+}
+
 int attribute(cudaDeviceAttr what, int device) {
   int value = 0;
   DK_CUDA_CHECK(cudaDeviceGetAttribute(&value, what, device));
@@ -37,6 +45,7 @@ CudaDeviceInfo cuda_device_info(int device) {
   info.multiprocessors = attribute(cudaDevAttrMultiProcessorCount, device);
   const double clock_hz = 1e3 * attribute(cudaDevAttrClockRate, device);  // the attribute is in kHz
   info.fp32_tflops = 2.0 * fp32_lanes_per_sm(info.compute_major, info.compute_minor) * info.multiprocessors * clock_hz * 1e-12;
+  info.tf32_tflops = tf32_flops_per_sm_clock(info.compute_major, info.compute_minor) * info.multiprocessors * clock_hz * 1e-12;
   const double memory_hz = 1e3 * attribute(cudaDevAttrMemoryClockRate, device);
   info.memory_gbps = 2.0 * memory_hz * attribute(cudaDevAttrGlobalMemoryBusWidth, device) / 8 * 1e-9;
   return info;

@@ -1,7 +1,11 @@
 // Reductions and softmax on the GPU. Deterministic: each output is reduced by one block (or one
 // thread, for short reductions) in a fixed order, so the same input gives the same bits on every
 // run (a resumed run must match an uninterrupted one). Sums accumulate in double, as on the CPU.
+// Few outputs over long reductions (a full sum; a conv bias gradient, 128 outputs of ~131k) would
+// leave most SMs idle at one block per output: those are split into fixed chunks, a block each,
+// whose partials a second pass combines in chunk order.
 
+#include <algorithm>
 #include <cfloat>
 
 #include "cuda/cuda_backend.h"
@@ -30,22 +34,33 @@ struct MinOp {
   static __device__ Acc combine(Acc a, Acc b) { return (a != a || a < b) ? a : b; }
 };
 
-// Output o reduces x over the reduced dims: x offset = kept(o) + reduced(r).
-template <typename T, typename Acc, typename Op>
-__global__ void reduce_block_kernel(StridedIndex<1> kept, StridedIndex<1> reduced, int64_t reduce_size, const T* x,
-                                    T* out) {
+// Block b reduces chunk b % chunks of output b / chunks (reduced indices [c * chunk, (c + 1) *
+// chunk)) into out[b]: x offset = kept(o) + reduced(r). With one chunk, out is the result.
+template <typename T, typename Acc, typename Op, typename Out>
+__global__ void reduce_block_kernel(StridedIndex<1> kept, StridedIndex<1> reduced, int64_t reduce_size,
+                                    int64_t chunks, const T* x, Out* out) {
   __shared__ Acc partial[kThreads];
-  const int64_t o = blockIdx.x;
+  const int64_t o = blockIdx.x / chunks, c = blockIdx.x % chunks, chunk = (reduce_size + chunks - 1) / chunks;
+  const int64_t end = c * chunk + chunk < reduce_size ? c * chunk + chunk : reduce_size;
   int64_t base[1];
   kept.offsets(o, base);
   Acc acc = Op::identity();
-  for (int64_t r = threadIdx.x; r < reduce_size; r += blockDim.x) {
+  for (int64_t r = c * chunk + threadIdx.x; r < end; r += blockDim.x) {
     int64_t off[1];
     reduced.offsets(r, off);
     acc = Op::combine(acc, static_cast<Acc>(x[base[0] + off[0]]));
   }
   const Acc total = block_reduce(acc, partial, [](Acc a, Acc b) { return Op::combine(a, b); });
-  if (threadIdx.x == 0) out[o] = static_cast<T>(total);
+  if (threadIdx.x == 0) out[blockIdx.x] = static_cast<Out>(total);
+}
+
+// Chunks per output: enough blocks to fill the GPU (~4 per SM of an H100) when outputs are few,
+// each chunk at least 16k elements (below that the second pass costs more than it saves).
+int64_t chunks_per_output(int64_t outputs, int64_t reduce_size) {
+  constexpr int64_t kTargetBlocks = 512, kMinChunk = 16384;
+  if (outputs >= kTargetBlocks) return 1;
+  const int64_t by_size = reduce_size / kMinChunk, by_blocks = (kTargetBlocks + outputs - 1) / outputs;
+  return std::max<int64_t>(1, std::min(by_size, by_blocks));
 }
 
 template <typename T, typename Acc, typename Op>
@@ -74,9 +89,22 @@ void launch_reduce(const Tensor& x, const std::vector<bool>& reduced_dims, const
   const int64_t outputs = numel_of(kept_shape), reduce_size = numel_of(red_shape);
   const auto kept = strided_index<1>("reduce", kept_shape, {&kept_strides});
   const auto reduced = strided_index<1>("reduce", red_shape, {&red_strides});
-  if (reduce_size >= 128) {
-    reduce_block_kernel<T, Acc, Op><<<static_cast<unsigned>(outputs), kThreads, 0, stream()>>>(kept, reduced, reduce_size,
-                                                                                            x.data<T>(), out.data<T>());
+  const int64_t chunks = chunks_per_output(outputs, reduce_size);
+  if (chunks > 1) {
+    // Pass 1: a block per (output, chunk) into partials [outputs, chunks] of the accumulator's
+    // type; pass 2: each output's chunks, in order, by one block.
+    const Tensor partials = Tensor::empty({outputs * chunks}, dtype_of<Acc>::value, x.device());
+    reduce_block_kernel<T, Acc, Op, Acc><<<static_cast<unsigned>(outputs * chunks), kThreads, 0, stream()>>>(
+        kept, reduced, reduce_size, chunks, x.data<T>(), partials.data<Acc>());
+    DK_CUDA_CHECK_LAUNCH();
+    const Shape rows{outputs}, row_strides{chunks}, columns{chunks}, column_strides{1};
+    const auto row = strided_index<1>("reduce", rows, {&row_strides});
+    const auto column = strided_index<1>("reduce", columns, {&column_strides});
+    reduce_block_kernel<Acc, Acc, Op, T><<<static_cast<unsigned>(outputs), kThreads, 0, stream()>>>(
+        row, column, chunks, 1, partials.data<Acc>(), out.data<T>());
+  } else if (reduce_size >= 128) {
+    reduce_block_kernel<T, Acc, Op, T><<<static_cast<unsigned>(outputs), kThreads, 0, stream()>>>(
+        kept, reduced, reduce_size, 1, x.data<T>(), out.data<T>());
   } else {
     reduce_thread_kernel<T, Acc, Op><<<blocks_for(outputs, kThreads), kThreads, 0, stream()>>>(
         kept, reduced, outputs, reduce_size, x.data<T>(), out.data<T>());

@@ -10,6 +10,7 @@
 #include "data/idx.h"
 #include "data/image_folder.h"
 #include "tensor/error.h"
+#include "tensor/executable_dir.h"
 #include "tensor/philox.h"
 
 namespace diffkd::data {
@@ -18,9 +19,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// $DIFFKD_DATA, else datasets/ in the source tree, or beside the executable in a relocatable build.
 std::string data_root() {
   if (const char* env = std::getenv("DIFFKD_DATA")) return env;
-  return std::string(DIFFKD_SOURCE_DIR) + "/datasets";
+  const std::string source_dir = DIFFKD_SOURCE_DIR;
+  return (source_dir.empty() ? executable_dir() : source_dir) + "/datasets";
 }
 
 // The first existing file among name and name.gz in each folder.

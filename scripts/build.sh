@@ -19,4 +19,4 @@ case "$flavour" in
 esac
 cmake -S . -B "build/$folder" -G Ninja "${flags[@]}" > "build-$flavour.log" 2>&1 || { cat "build-$flavour.log"; exit 1; }
 rm -f "build-$flavour.log"
-cmake --build "build/$folder" -j 2
+cmake --build "build/$folder" -j "${DIFFKD_BUILD_JOBS:-2}"  # 2: this project's machines

@@ -27,6 +27,7 @@ struct CudaDeviceInfo {
   std::string name;
   int compute_major = 0, compute_minor = 0, multiprocessors = 0;
   double fp32_tflops = 0;  // FP32 FMA lanes x 2 x SMs x peak clock (CUDA cores, no tensor cores)
+  double tf32_tflops = 0;  // dense TF32 tensor-core FLOPs per SM per clock x SMs x clock; 0: not known
   double memory_gbps = 0;  // 2 (double data rate) x memory clock x bus width
 };
 CudaDeviceInfo cuda_device_info(int device = 0);

@@ -85,12 +85,17 @@ void time_on_gpu(benchmark::State& state, Work&& work, int warmup = 2) {
 }
 
 // Achieved TFLOP/s and its share of the GPU's FP32 (CUDA-core) peak, in percent; with TF32 the
-// share can pass 100. (The device and its peaks head the output: bench/cuda/main.cpp.)
+// share can pass 100, and the share of the dense TF32 tensor-core peak is reported too where it
+// is known. (The device and its peaks head the output: bench/cuda/main.cpp.)
 inline void report_flops(benchmark::State& state, double flops_per_iteration) {
+  const CudaDeviceInfo& info = cuda_device_info();
   state.counters["TFLOP/s"] =
       benchmark::Counter(flops_per_iteration * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["%fp32_peak"] = benchmark::Counter(100 * flops_per_iteration * 1e-12 / cuda_device_info().fp32_tflops,
+  state.counters["%fp32_peak"] = benchmark::Counter(100 * flops_per_iteration * 1e-12 / info.fp32_tflops,
                                                      benchmark::Counter::kIsIterationInvariantRate);
+  if (tf32_allowed() && info.tf32_tflops > 0)
+    state.counters["%tf32_peak"] = benchmark::Counter(100 * flops_per_iteration * 1e-12 / info.tf32_tflops,
+                                                       benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Achieved GB/s (the bytes that must move at least once) and its share of the memory's peak.

@@ -1,11 +1,12 @@
-// The whole ddpm-cifar10 training step on the GPU at batch 128 (the papers' teacher, 35.7M
-// parameters, 32x32x3): forward, MSE against a noise target, backward, Adam. Reports ms per step,
+// The whole ddpm-cifar10 training step on the GPU at batch 128 and 1 (the papers' teacher, 35.7M
+// parameters, 32x32x3; batch 1 is launch-bound): forward, MSE against a noise target, backward, Adam. Reports ms per step,
 // images/s and the model FLOP rate: 3x the forward's multiply-adds x 2 (backward computes two
 // products per forward one), counting convolutions, attention and linear layers, not the
 // element-wise work (6.2 GMAC per image for ddpm-cifar10, the ~6.1G usually quoted for it); its
 // share of the FP32 peak is the step's "MFU".
 
 #include <algorithm>
+#include <string>
 
 #include "bench/cuda/cuda_bench_util.h"
 #include "nn/optim.h"
@@ -15,8 +16,6 @@
 
 namespace diffkd::bench {
 namespace {
-
-constexpr int64_t kTrainBatch = 128;
 
 // Forward FLOPs of one image through the UNet of `c`, walking the same blocks as nn::UNet's
 // constructor (conv_resample, no resblock_updown): 3x3 convs 2 * 9 C_in C_out H W, 1x1 skips
@@ -75,6 +74,7 @@ double unet_forward_flops(const nn::UNetConfig& c) {
 
 void BM_CudaUNetTrainStep(benchmark::State& state) {
   if (!have_gpu(state)) return;
+  const int64_t batch = state.range(0);
   nn::UNetConfig config = nn::load_unet_config("ddpm-cifar10");
   config.dropout = 0;  // the same function on both devices for the verification
   nn::UNet cpu_net(config, 0), gpu_net(config, 0);
@@ -88,13 +88,14 @@ void BM_CudaUNetTrainStep(benchmark::State& state) {
   gpu_net.copy_weights_from(cpu_net);
   gpu_net.to(cuda_device());
   Generator gen(0);
-  const Tensor x = randn({kTrainBatch, 3, 32, 32}, gen), target = randn({kTrainBatch, 3, 32, 32}, gen);
-  std::vector<double> steps(kTrainBatch);
-  for (int64_t i = 0; i < kTrainBatch; ++i) steps[i] = static_cast<double>((i * 397) % 1000);
-  const Tensor t = from_vector(steps, {kTrainBatch});
+  const Tensor x = randn({batch, 3, 32, 32}, gen), target = randn({batch, 3, 32, 32}, gen);
+  std::vector<double> steps(batch);
+  for (int64_t i = 0; i < batch; ++i) steps[i] = static_cast<double>((i * 397) % 1000);
+  const Tensor t = from_vector(steps, {batch});
   const Tensor x_gpu = on_gpu(x), target_gpu = on_gpu(target);
   {  // forward and backward on two images against the CPU: the output, and the first conv's gradient
-    const Tensor x2 = narrow(x, 0, 0, 2), t2 = narrow(t, 0, 0, 2), target2 = narrow(target, 0, 0, 2);
+    const int64_t n = std::min<int64_t>(2, batch);
+    const Tensor x2 = narrow(x, 0, 0, n), t2 = narrow(t, 0, 0, n), target2 = narrow(target, 0, 0, n);
     const Tensor y = cpu_net.forward(x2, t2), y_gpu = gpu_net.forward(on_gpu(x2), t2);
     mse_loss(y, target2).backward();
     mse_loss(y_gpu, on_gpu(target2)).backward();
@@ -119,12 +120,12 @@ void BM_CudaUNetTrainStep(benchmark::State& state) {
     adam.step();
     adam.zero_grad();
   });
-  state.SetItemsProcessed(state.iterations() * kTrainBatch);
-  report_flops(state, 3 * kTrainBatch * unet_forward_flops(config));
-  state.SetLabel("ddpm-cifar10 batch 128");
+  state.SetItemsProcessed(state.iterations() * batch);
+  report_flops(state, 3 * batch * unet_forward_flops(config));
+  state.SetLabel("ddpm-cifar10 batch " + std::to_string(batch));
 }
 
-BENCHMARK(BM_CudaUNetTrainStep)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(5.0);
+BENCHMARK(BM_CudaUNetTrainStep)->Arg(128)->Arg(1)->Unit(benchmark::kMillisecond)->UseManualTime()->MinTime(2.0);
 
 }  // namespace
 }  // namespace diffkd::bench

@@ -26,6 +26,7 @@
 #include "nn/safetensors.h"
 #include "nn/unet.h"
 #include "tensor/error.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 namespace {
@@ -52,7 +53,7 @@ struct ForeignCase {
 // Writes the case's foreign checkpoint (and diffusers' JSON files) into a fresh folder.
 ForeignCase make_foreign(const std::string& name) {
   ForeignCase fc;
-  fc.golden = safetensors::load(std::string(DIFFKD_GOLDEN_DIR) + "/convert_" + name + ".safetensors");
+  fc.golden = safetensors::load(diffkd::testing::golden_dir() + "/convert_" + name + ".safetensors");
   const auto& meta = fc.golden.metadata;
   fc.dir = fs::path(::testing::TempDir()) / ("convert-" + name);
   fs::remove_all(fc.dir);
@@ -250,7 +251,7 @@ TEST(Convert, UnusualFilesAreReadAsTheirCodebaseReadsThemOrRefused) {
 TEST(Convert, ReadsTorchSaveCheckpointsThroughTheirFlattenedDict) {
   convert::ConvertOptions options;
   options.layout = "pytorch-ddpm";
-  options.input = std::string(DIFFKD_GOLDEN_DIR) + "/torch_ckpt_ddpm_style.pt";
+  options.input = diffkd::testing::golden_dir() + "/torch_ckpt_ddpm_style.pt";
   const std::string error = conversion_error(options);
   EXPECT_NE(error.find("torch_ckpt_ddpm_style.pt: pytorch-ddpm layout: no tensor 'ema_model.head.weight' (the file's "
                        "first is 'ema_model.fc.weight')"),
@@ -289,7 +290,7 @@ TEST(Convert, AnOverrideReplacesTheLayoutsDiffusionSettings) {
 // through the same load_diffusion_model).
 TEST(ConvertCli, AConvertedDiffusersTeacherSamplesAndDistils) {
   const ForeignCase fc = make_foreign("diffusers_ho");
-  const std::string cli = std::string("OMP_NUM_THREADS=1 ") + DIFFKD_CLI_PATH;
+  const std::string cli = std::string("OMP_NUM_THREADS=1 ") + diffkd::testing::cli_path();
   const std::string teacher = (fc.dir / "teacher.safetensors").string();
   // Runs a command; its exit status, with the command's output printed when it fails.
   auto run = [&](const std::string& command) {

@@ -65,18 +65,18 @@ using OpFn = std::function<Tensor(const TensorList&)>;
 // Runs f on random CPU inputs and on the same inputs on the GPU, with the same upstream gradient,
 // and compares the outputs and every input's gradient. `positive` draws inputs in (0.5, 2).
 void check_op(const std::string& name, const std::vector<Shape>& shapes, const OpFn& f, double rel = 1e-5,
-              bool positive = false) {
+              bool positive = false, DType dtype = DType::F32) {
   SCOPED_TRACE(name);
   Generator gen(7);
   TensorList cpu_in, gpu_in;
   for (const Shape& s : shapes) {
-    Tensor x = positive ? uniform(s, 0.5, 2.0, gen) : randn(s, gen);
+    Tensor x = positive ? uniform(s, 0.5, 2.0, gen, dtype) : randn(s, gen, dtype);
     cpu_in.push_back(x.detach().requires_grad_());
     gpu_in.push_back(to_device(x, cuda_device()).detach().requires_grad_());
   }
   const Tensor y_cpu = f(cpu_in), y_gpu = f(gpu_in);
   expect_close(y_cpu, y_gpu, rel, name + " forward");
-  const Tensor g = randn(y_cpu.shape(), gen);
+  const Tensor g = randn(y_cpu.shape(), gen, dtype);
   sum(mul(y_cpu, g)).backward();
   sum(mul(y_gpu, to_device(g, cuda_device()))).backward();
   for (size_t i = 0; i < shapes.size(); ++i) {
@@ -201,6 +201,14 @@ TEST_F(Cuda, ShapesPastOneBlockAndPastTheGridCap) {
   check_op("group_norm, 1,000 elements per group", {{2, 40, 10, 10}, {40}, {40}},
            [](const TensorList& x) { return group_norm(x[0], 4, x[1], x[2]); });
   check_op("matmul with k = 0", {{5, 0}, {0, 7}}, [](const TensorList& x) { return matmul(x[0], x[1]); });
+  // Few outputs over long reductions are split into chunks and combined in a second pass.
+  check_op("sum of 4 rows of 100,003 (6 chunks each)", {{4, 100003}},
+           [](const TensorList& x) { return sum(x[0], {1}); });
+  check_op("full sum of 1,000,001 (61 chunks)", {{1000001}}, [](const TensorList& x) { return sum(x[0]); });
+  check_op("max of 3 strided columns of 70,001 (4 chunks each)", {{70001, 3}},
+           [](const TensorList& x) { return max(x[0], {0}); });
+  check_op("a conv bias gradient: sum over N, H, W of [32, 64, 32, 32] (2 chunks each)", {{32, 64, 32, 32}},
+           [](const TensorList& x) { return sum(x[0], {0, 2, 3}); });
 }
 
 // 2^31 + 5 elements (8 GiB of f32): the last one is reached and summed only with 64-bit indexing.
@@ -218,12 +226,66 @@ TEST_F(Cuda, MoreThanTwoToThe31ElementsAreAllReached) {
   EXPECT_DOUBLE_EQ(narrow(x, 0, n - 1, 1).item(), big);
 }
 
+// Element-wise kernels cap their grid at 65535 x 16 blocks of 256 and stride over the rest: at
+// 300M elements (1.2 GB) the second pass of the grid-stride loop runs, and must reach the end.
+TEST_F(Cuda, ElementwisePastTheGridStridePass) {
+  const int64_t n = 300'000'000, first_pass = int64_t{65535} * 16 * 256;
+  Tensor x;
+  try {
+    x = full({n}, 1.0, DType::F32, cuda_device());
+  } catch (const Error& e) {
+    GTEST_SKIP() << "cannot allocate 1.2 GB on this GPU: " << e.what();
+  }
+  const Tensor y = x * 2.0 + 1.0;
+  for (const int64_t i : {int64_t{0}, first_pass - 1, first_pass, first_pass + 7, n - 1})
+    EXPECT_EQ(narrow(y, 0, i, 1).item(), 3.0) << "element " << i;
+  EXPECT_NEAR(sum(y, {0}).item(), 3.0 * static_cast<double>(n), 1e-5 * 3.0 * static_cast<double>(n));
+}
+
+// The gradchecks' dtype on the GPU: cuBLAS's Dgemm, cuDNN's double convolutions and the f64
+// instantiation of our kernels agree with the CPU to double rounding (summation order only).
+TEST_F(Cuda, Float64PathsMatchTheCpu) {
+  const double rel = 1e-11;
+  const DType f64 = DType::F64;
+  check_op("f64 silu", {{4, 33, 5}}, [](const TensorList& x) { return silu(x[0]); }, rel, false, f64);
+  check_op("f64 log", {{4, 33, 5}}, [](const TensorList& x) { return log(x[0]); }, rel, true, f64);
+  check_op("f64 broadcast mul", {{6, 1, 9}, {1, 5, 9}}, [](const TensorList& x) { return x[0] * x[1]; }, rel, false,
+           f64);
+  check_op("f64 sum dims 0 2", {{4, 6, 70}}, [](const TensorList& x) { return sum(x[0], {0, 2}); }, rel, false, f64);
+  check_op("f64 softmax", {{6, 257}}, [](const TensorList& x) { return softmax(x[0], -1); }, rel, false, f64);
+  check_op("f64 group_norm", {{3, 16, 5, 7}, {16}, {16}},
+           [](const TensorList& x) { return group_norm(x[0], 4, x[1], x[2]); }, rel, false, f64);
+  check_op("f64 matmul of transposed views", {{61, 37}, {29, 61}},
+           [](const TensorList& x) { return matmul(transpose(x[0], 0, 1), transpose(x[1], 0, 1)); }, rel, false, f64);
+  check_op("f64 conv2d 3x3 pad 1", {{2, 5, 9, 11}, {7, 5, 3, 3}, {7}},
+           [](const TensorList& x) { return conv2d(x[0], x[1], x[2], {{1, 1}, {1, 1}}); }, rel, false, f64);
+  check_op("f64 avg_pool2d", {{2, 3, 8, 10}}, [](const TensorList& x) { return avg_pool2d(x[0], 2); }, rel, false,
+           f64);
+}
+
+// Dropout's mask comes from the generator's Philox stream on either device: the same seed drops
+// the same elements, so a training run's dropout does not depend on where it runs.
+TEST_F(Cuda, DropoutDrawsTheCpusMask) {
+  Generator data(4);
+  const Tensor x = randn({3, 70, 33}, data);
+  Generator a(9), b(9);
+  const Tensor xc = x.detach().requires_grad_(), xg = to_device(x, cuda_device()).detach().requires_grad_();
+  const Tensor yc = dropout(xc, 0.3, true, a), yg = dropout(xg, 0.3, true, b);
+  EXPECT_EQ(compare(yc, yg).max_abs, 0.0);
+  sum(yc).backward();
+  sum(yg).backward();
+  EXPECT_EQ(compare(xc.grad(), xg.grad()).max_abs, 0.0);
+}
+
 TEST_F(Cuda, GroupNorm) {
   check_op("group_norm", {{3, 16, 5, 7}, {16}, {16}},
            [](const TensorList& x) { return group_norm(x[0], 4, x[1], x[2]); });
   check_op("group_norm without affine", {{2, 8, 33}}, [](const TensorList& x) { return group_norm(x[0], 2); });
   check_op("group_norm_silu (the Backend's default composition on CUDA)", {{3, 16, 5, 7}, {16}, {16}},
            [](const TensorList& x) { return group_norm_silu(x[0], 4, x[1], x[2]); });
+  // 16,384 elements per group: each thread of a 256-thread block loops 64 times over its group.
+  check_op("group_norm, 16,384 elements per group", {{2, 8, 64, 64}, {8}, {8}},
+           [](const TensorList& x) { return group_norm(x[0], 2, x[1], x[2]); });
 }
 
 TEST_F(Cuda, MatmulInEveryLayout) {
@@ -232,6 +294,8 @@ TEST_F(Cuda, MatmulInEveryLayout) {
            [](const TensorList& x) { return matmul(x[0], x[1]); }, 1e-4);
   check_op("matmul of transposed views", {{61, 37}, {29, 61}},
            [](const TensorList& x) { return matmul(transpose(x[0], 0, 1), transpose(x[1], 0, 1)); }, 1e-4);
+  check_op("batched matmul, one operand transposed", {{3, 40, 17}, {3, 40, 11}},
+           [](const TensorList& x) { return matmul(transpose(x[0], 1, 2), x[1]); }, 1e-4);
   check_op("linear", {{9, 50}, {20, 50}, {20}}, [](const TensorList& x) { return linear(x[0], x[1], x[2]); }, 1e-4);
   check_op("linear with one output (expanded gradient)", {{9, 50}, {1, 50}},
            [](const TensorList& x) { return linear(x[0], x[1]); }, 1e-4);

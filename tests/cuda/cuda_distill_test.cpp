@@ -16,6 +16,7 @@
 #include "tensor/cuda_support.h"
 #include "tests/cuda/require_gpu.h"
 #include "tests/distill/distill_fixtures.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 namespace {
@@ -124,7 +125,7 @@ TEST_F(CudaDistill, AdvKdTrajectoriesAndTrainingMatchTheCpu) {
   TrajectoryOptions on_gpu;
   on_gpu.teacher = tiny_teacher();
   on_gpu.dir = fresh_test_dir("cuda_traj_gpu");
-  on_gpu.generator = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-advkd.json").string();
+  on_gpu.generator = (std::filesystem::path(diffkd::testing::test_configs_dir()) / "tiny-advkd.json").string();
   on_gpu.count = 48;  // the fixture's set, made on the GPU
   on_gpu.teacher_steps = 6;
   on_gpu.shard_size = 20;

@@ -58,6 +58,30 @@ TEST_F(CudaModel, UNetForwardAndBackwardMatchTheCpu) {
   }
 }
 
+// Twice the same step on the GPU gives the same bits: the convolution algorithms are the
+// deterministic ones (cuda/conv_algorithms.h) and no kernel sums with atomics in a racing order.
+TEST_F(CudaModel, UNetStepIsTheSameBitsRunToRun) {
+  Generator gen(12);
+  const Tensor x = to_device(randn({4, 1, 8, 8}, gen), cuda_device());
+  const Tensor t = from_vector({3, 40, 700, 999}, {4});
+  std::vector<std::vector<double>> runs;
+  for (int run = 0; run < 2; ++run) {
+    nn::UNet net(testing::tiny_unet_config(), 3);
+    net.to(cuda_device());
+    sum(square(net.forward(x, t))).backward();
+    std::vector<double> all;
+    for (const auto& [name, p] : net.named_parameters()) {
+      const std::vector<double> g = p.grad().to_vector();
+      all.insert(all.end(), g.begin(), g.end());
+    }
+    runs.push_back(all);
+  }
+  ASSERT_EQ(runs[0].size(), runs[1].size());
+  size_t differing = 0;
+  for (size_t i = 0; i < runs[0].size(); ++i) differing += runs[0][i] != runs[1][i];
+  EXPECT_EQ(differing, 0u) << "of " << runs[0].size() << " gradient entries";
+}
+
 TEST_F(CudaModel, SamplersMatchTheCpuFromTheSameNoise) {
   nn::UNet cpu_net(testing::tiny_unet_config(), 5), gpu_net(testing::tiny_unet_config(), 5);
   cpu_net.eval();

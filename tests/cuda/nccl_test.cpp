@@ -12,6 +12,7 @@
 #include "nn/safetensors.h"
 #include "tensor/cuda_support.h"
 #include "tests/cuda/require_gpu.h"
+#include "tests/test_paths.h"
 
 namespace diffkd {
 namespace {
@@ -57,8 +58,8 @@ TEST(MpiNccl, TwoGpuRanksTrainWhatOneGpuProcessTrains) {
   DIFFKD_SKIP_UNLESS_GPUS(2, two_gpus_unavailable());
   const fs::path dir = fs::path(::testing::TempDir()) / "mpi-nccl";
   fs::remove_all(dir);
-  const std::string train = std::string(DIFFKD_CLI_PATH) + " --device cuda train --data synthetic --model " +
-                            DIFFKD_TEST_CONFIGS + "/tiny-unet-28.json --batch 5 --steps 4 --warmup 1"
+  const std::string train = diffkd::testing::cli_path() + " --device cuda train --data synthetic --model " +
+                            diffkd::testing::test_configs_dir() + "/tiny-unet-28.json --batch 5 --steps 4 --warmup 1"
                             " --sample-every 0 --log-every 1 --run-dir ";
   const std::string quiet = " > /dev/null 2>&1";
   ASSERT_EQ(std::system((train + (dir / "one").string() + quiet).c_str()), 0);

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "tests/test_paths.h"
+
 namespace diffkd::testing {
 namespace {
 
@@ -37,7 +39,7 @@ TEST(CifarEndToEnd, TrainSampleClassifierAndEvalOnTheBinaryBatches) {
   std::ofstream(dir / "tiny-rgb.json")
       << R"({"unet": {"image_size": 32, "in_channels": 3, "model_channels": 8, "out_channels": 3, "num_res_blocks": 1,
            "attention_resolutions": [16], "channel_mult": [1, 2], "norm_groups": 4}})";
-  const std::string cli = std::string("OMP_NUM_THREADS=1 ") + DIFFKD_CLI_PATH, data = " --data cifar10:" + (dir / "cifar-10-batches-bin").string();
+  const std::string cli = std::string("OMP_NUM_THREADS=1 ") + diffkd::testing::cli_path(), data = " --data cifar10:" + (dir / "cifar-10-batches-bin").string();
   auto run = [&](const std::string& arguments, const std::string& log) {
     return std::system((cli + " " + arguments + " > " + (dir / log).string() + " 2>&1").c_str());
   };

@@ -19,6 +19,7 @@
 #include "nn/checkpoint.h"
 #include "nn/safetensors.h"
 #include "tests/nn/tiny_unet.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 namespace {
@@ -138,7 +139,7 @@ TEST(Sampler, ASampleDependsOnItsIndexNotItsBatch) {
 
 TrainOptions tiny_run(const std::string& dir, int64_t steps) {
   TrainOptions o;
-  o.model = (fs::path(DIFFKD_TEST_CONFIGS) / "tiny-unet.json").string();
+  o.model = (fs::path(diffkd::testing::test_configs_dir()) / "tiny-unet.json").string();
   o.dataset = "synthetic";
   o.run_dir = dir;
   o.steps = steps;
@@ -231,7 +232,7 @@ TEST(Trainer, CheckpointsCarryTheTrainingTimeAcrossResumes) {
 TEST(Trainer, HybridLossTrainsALearnedRangeModelThatSamplesEndToEnd) {
   const std::string dir = fresh_dir("run_hybrid");
   TrainOptions o = tiny_run(dir, 6);
-  o.model = (fs::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
+  o.model = (fs::path(diffkd::testing::test_configs_dir()) / "tiny-unet-learned.json").string();
   o.prediction = "eps";
   o.loss = "hybrid";
   EXPECT_TRUE(std::isfinite(train_diffusion(o, tiny_data()).last_loss));
@@ -316,7 +317,7 @@ TEST(Generate, ForwardCommandWritesTheRawNetworkOutput) {
   Generator gen(3);
   const Tensor x = randn({2, 1, 8, 8}, gen);
   safetensors::save(dir + "/x.safetensors", {{"x", x}});
-  const std::string command = std::string(DIFFKD_CLI_PATH) + " forward --model " + dir + "/model.safetensors --input " +
+  const std::string command = diffkd::testing::cli_path() + " forward --model " + dir + "/model.safetensors --input " +
                               dir + "/x.safetensors --out " + dir + "/out.safetensors";
   ASSERT_EQ(std::system((command + " --t 321 > /dev/null 2>&1").c_str()), 0);
   LoadedModel model = load_diffusion_model(dir + "/model.safetensors");

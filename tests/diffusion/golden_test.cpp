@@ -11,6 +11,7 @@
 #include "diffusion/sampler.h"
 #include "nn/safetensors.h"
 #include "nn/unet.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 namespace {
@@ -18,7 +19,7 @@ namespace {
 using namespace diffusion;
 
 safetensors::Contents golden(const std::string& name) {
-  return safetensors::load(std::string(DIFFKD_GOLDEN_DIR) + "/" + name);
+  return safetensors::load(diffkd::testing::golden_dir() + "/" + name);
 }
 
 void expect_close(const std::vector<double>& ours, const std::vector<double>& ref, double rel, double abs_tol,

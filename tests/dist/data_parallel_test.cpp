@@ -19,6 +19,7 @@
 #include "dist/data_parallel.h"
 #include "nn/safetensors.h"
 #include "tensor/creation.h"
+#include "tests/test_paths.h"
 
 namespace diffkd {
 namespace {
@@ -171,8 +172,9 @@ std::string mpi_unavailable() {
 // the slow unwinder: Open MPI's libraries have no frame pointers, so the fast one attributes their
 // allocations to unsymbolised addresses and every rank exited non-zero with "leaks".
 std::string mpirun_command() {
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LSAN_OPTIONS=suppressions=" DIFFKD_TEST_CONFIGS
-         "/../dist/lsan-mpi.supp:fast_unwind_on_malloc=0 mpirun --oversubscribe -x LSAN_OPTIONS -np 2";
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 LSAN_OPTIONS=suppressions=" +
+         diffkd::testing::test_root() +
+         "/tests/dist/lsan-mpi.supp:fast_unwind_on_malloc=0 mpirun --oversubscribe -x LSAN_OPTIONS -np 2";
 }
 
 int run(const std::string& command) { return std::system((command + " > /dev/null 2>&1").c_str()); }
@@ -202,8 +204,8 @@ TEST(MpiTrain, TwoRanksTrainWhatOneProcessTrainsAndResumeOnAnotherWorldSize) {
   const fs::path dir = fs::path(::testing::TempDir()) / "mpi-train";
   fs::remove_all(dir);
   // Batch 5: slices of 3 and 2 rows; dropout 0.1 in the tiny model; 1 thread per rank.
-  const std::string train = std::string("OMP_NUM_THREADS=1 ") + DIFFKD_CLI_PATH +
-                            " train --data synthetic --model " + DIFFKD_TEST_CONFIGS +
+  const std::string train = std::string("OMP_NUM_THREADS=1 ") + diffkd::testing::cli_path() +
+                            " train --data synthetic --model " + diffkd::testing::test_configs_dir() +
                             "/tiny-unet-28.json --batch 5 --warmup 1 --sample-every 0 --log-every 1"
                             " --checkpoint-every 2 --run-dir ";
   const std::string mpirun = mpirun_command() + " env ";
@@ -230,7 +232,7 @@ TEST(MpiTrain, TwoRanksTrainWhatOneProcessTrainsAndResumeOnAnotherWorldSize) {
 // Runs `arguments` on 2 ranks; whether it failed with `expected` in its error output.
 bool fails_on_two_ranks_with(const std::string& arguments, const std::string& expected) {
   const fs::path err = fs::path(::testing::TempDir()) / "mpi.err";
-  const bool failed = std::system((mpirun_command() + " " + DIFFKD_CLI_PATH + " " + arguments +
+  const bool failed = std::system((mpirun_command() + " " + diffkd::testing::cli_path() + " " + arguments +
                                    " > /dev/null 2> " + err.string()).c_str()) != 0;
   std::FILE* f = std::fopen(err.c_str(), "r");
   char line[512] = {0};
@@ -247,7 +249,7 @@ TEST(MpiTrain, CommandsThatRunInOneProcessRefuseSeveralRanks) {
   if (!why.empty()) GTEST_SKIP() << why;
   EXPECT_TRUE(fails_on_two_ranks_with("sample --model x.safetensors", "sample runs in one process"));
   const fs::path dir = fs::path(::testing::TempDir()) / "mpi-batch";
-  EXPECT_TRUE(fails_on_two_ranks_with(std::string("train --data synthetic --model ") + DIFFKD_TEST_CONFIGS +
+  EXPECT_TRUE(fails_on_two_ranks_with(std::string("train --data synthetic --model ") + diffkd::testing::test_configs_dir() +
                                           "/tiny-unet-28.json --batch 1 --run-dir " + dir.string(),
                                       "--batch 1 is smaller than the 2 ranks"));
   fs::remove_all(dir);
@@ -262,7 +264,7 @@ class MpiDistill : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new fs::path(fs::path(::testing::TempDir()) / "mpi-distill");
     fs::remove_all(*dir_);
-    ok_ = run(cli() + " train --data synthetic --model " + DIFFKD_TEST_CONFIGS +
+    ok_ = run(cli() + " train --data synthetic --model " + diffkd::testing::test_configs_dir() +
               "/tiny-unet-28.json --steps 3 --warmup 1 --batch 8 --timesteps 100 --sample-every 0 --run-dir " +
               (*dir_ / "teacher").string()) == 0;
   }
@@ -275,7 +277,7 @@ class MpiDistill : public ::testing::Test {
     if (!why.empty()) GTEST_SKIP() << why;
     ASSERT_TRUE(ok_) << "the teacher did not train";
   }
-  static std::string cli() { return std::string("OMP_NUM_THREADS=1 ") + DIFFKD_CLI_PATH; }
+  static std::string cli() { return std::string("OMP_NUM_THREADS=1 ") + diffkd::testing::cli_path(); }
   static std::string teacher() { return (*dir_ / "teacher" / "model.safetensors").string(); }
   static fs::path at(const std::string& name) { return *dir_ / name; }
   // Runs `distill <arguments> --run-dir <dir>/<name>-{one,two}` in one process and on 2 ranks;

@@ -22,11 +22,12 @@
 #include "distill/rdd.h"
 #include "eval/classifier_eval.h"
 #include "nn/safetensors.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 
 inline safetensors::Contents distill_golden(const std::string& name) {
-  return safetensors::load(std::string(DIFFKD_GOLDEN_DIR) + "/" + name);
+  return safetensors::load(diffkd::testing::golden_dir() + "/" + name);
 }
 
 inline void expect_all_close(const std::vector<double>& ours, const std::vector<double>& ref, double rel, double abs_tol,
@@ -58,7 +59,7 @@ inline const data::ImageDataset& tiny_images() {
 // diffusion steps (DKDM's pool walks all of them: its tests use T = 100 to stay fast).
 inline std::string train_tiny_teacher(int64_t timesteps) {
   diffusion::TrainOptions o;
-  o.model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet.json").string();
+  o.model = (std::filesystem::path(diffkd::testing::test_configs_dir()) / "tiny-unet.json").string();
   o.dataset = "synthetic";
   // Per process: ctest runs tests that share this teacher in parallel processes.
   o.run_dir = fresh_test_dir("teacher_" + std::to_string(timesteps) + "_" + std::to_string(::getpid()));
@@ -139,7 +140,7 @@ inline distill::StudentOptions tiny_student(const std::string& pairs, const std:
 inline distill::DkdmOptions tiny_dkdm(const std::string& dir) {
   distill::DkdmOptions o;
   o.teacher = tiny_teacher_100();  // T = 100: the pool walks every step
-  o.student_model = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-unet-learned.json").string();
+  o.student_model = (std::filesystem::path(diffkd::testing::test_configs_dir()) / "tiny-unet-learned.json").string();
   o.run.dir = dir;
   o.rho = 0.04;  // round(0.04 * 100) * 4 = 16 states
   o.batch_size = 4;
@@ -159,7 +160,7 @@ inline const std::string& tiny_trajectories() {
     distill::TrajectoryOptions t;
     t.teacher = tiny_teacher();
     t.dir = fresh_test_dir("advkd_traj_" + std::to_string(::getpid()));
-    t.generator = (std::filesystem::path(DIFFKD_TEST_CONFIGS) / "tiny-advkd.json").string();
+    t.generator = (std::filesystem::path(diffkd::testing::test_configs_dir()) / "tiny-advkd.json").string();
     t.count = 48;
     t.teacher_steps = 6;
     t.shard_size = 20;

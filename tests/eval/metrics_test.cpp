@@ -13,6 +13,7 @@
 #include "autograd/ops.h"
 #include "eval/metrics.h"
 #include "nn/safetensors.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 namespace {
@@ -26,7 +27,7 @@ class MetricGolden : public ::testing::TestWithParam<MetricCase> {};
 
 TEST_P(MetricGolden, FrechetAndKidMatchNumPy) {
   const MetricCase c = GetParam();
-  const auto f = safetensors::load(std::string(DIFFKD_GOLDEN_DIR) + "/metrics_" + c.name + ".safetensors");
+  const auto f = safetensors::load(diffkd::testing::golden_dir() + "/metrics_" + c.name + ".safetensors");
   const eval::FeatureStats a = eval::feature_stats(f.at("a")), b = eval::feature_stats(f.at("b"));
   const std::vector<double> mu = f.at("mu_a").to_vector();
   for (size_t i = 0; i < mu.size(); ++i) ASSERT_NEAR(a.mean[i], mu[i], 1e-14);

@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "tests/fuzz/fuzz_targets.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::fuzz {
 namespace {
@@ -31,7 +32,7 @@ class FuzzReplay : public ::testing::TestWithParam<std::string> {
 TEST_P(FuzzReplay, EveryCorpusAndRegressionInputIsAcceptedOrRefusedCleanly) {
   const FuzzTarget& target = fuzz_target(GetParam());
   set_scratch_folder(fs::temp_directory_path() / ("fuzz-replay-" + target.name));
-  const fs::path root = DIFFKD_FUZZ_DIR;
+  const fs::path root = diffkd::testing::fuzz_dir();
   const std::vector<fs::path> corpus = files_in(root / "corpus" / target.name);
   ASSERT_FALSE(corpus.empty()) << "no seed corpus in " << (root / "corpus" / target.name);
   std::vector<fs::path> inputs = corpus;

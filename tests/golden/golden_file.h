@@ -14,12 +14,13 @@
 
 #include "tensor/creation.h"
 #include "tensor/tensor.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 
 class GoldenFile {
  public:
-  explicit GoldenFile(const std::string& name) : path_(std::string(DIFFKD_GOLDEN_DIR) + "/" + name) {
+  explicit GoldenFile(const std::string& name) : path_(diffkd::testing::golden_dir() + "/" + name) {
     std::ifstream in(path_, std::ios::binary);
     DK_CHECK(in.good(), "golden file ", path_, " not found (run /usr/bin/python3 ",
              "tests/golden/make_goldens.py)");

@@ -15,6 +15,9 @@
 #include <sstream>
 #include <string>
 
+#include "tests/cuda/require_gpu.h"
+#include "tests/test_paths.h"
+
 namespace diffkd {
 namespace {
 
@@ -51,8 +54,8 @@ bool left_a_temp_file(const fs::path& dir) {
   return false;
 }
 
-const std::string kCli = std::string("OMP_NUM_THREADS=1 ") + DIFFKD_CLI_PATH;
-const std::string kTrain = kCli + " train --data synthetic --model " + DIFFKD_TEST_CONFIGS +
+const std::string kCli = std::string("OMP_NUM_THREADS=1 ") + diffkd::testing::cli_path();
+const std::string kTrain = kCli + " train --data synthetic --model " + diffkd::testing::test_configs_dir() +
                            "/tiny-unet-28.json --steps 6 --batch 4 --warmup 1 --sample-every 0"
                            " --checkpoint-every 2 --log-every 1 --run-dir ";
 
@@ -71,6 +74,19 @@ TEST(FaultInjection, TrainKilledMidWriteResumesToTheSameBytes) {
     for (const char* file : {"model.safetensors", "model-raw.safetensors"})
       EXPECT_TRUE(contents(dir / file) == contents(straight / file)) << file << " after a kill in write " << write;
   }
+}
+
+// The same on the GPU (`--device cuda`): the resumed run's weights are the uninterrupted run's
+// bytes, which needs the GPU's step to be deterministic and its state to round-trip exactly.
+TEST(FaultInjection, CudaTrainKilledMidWriteResumesToTheSameBytes) {
+  DIFFKD_SKIP_UNLESS_GPUS(1, testing::no_gpu_reason());
+  const std::string train = kCli + " --device cuda" + kTrain.substr(kCli.size());
+  const fs::path straight = folder("cuda-train-straight"), dir = folder("cuda-train-kill");
+  ASSERT_EQ(run(train + straight.string(), straight.string() + ".log"), 0) << contents(straight.string() + ".log");
+  ASSERT_TRUE(killed(run("DIFFKD_FAULT=kill:9 " + train + dir.string(), dir.string() + ".log")));
+  ASSERT_EQ(run(train + dir.string() + " --resume", dir.string() + ".resume.log"), 0);
+  for (const char* file : {"model.safetensors", "model-raw.safetensors"})
+    EXPECT_TRUE(contents(dir / file) == contents(straight / file)) << file;
 }
 
 TEST(FaultInjection, DiskFullStopsInOneLineAndTheLastCheckpointResumes) {
@@ -116,7 +132,7 @@ TEST(FaultInjection, BadFaultSpecIsOneLine) {
 
 TEST(FaultInjection, ProgressiveKilledMidWriteResumesToTheSameBytes) {
   const fs::path teacher = folder("pd-teacher");
-  ASSERT_EQ(run(kCli + " train --data synthetic --model " + DIFFKD_TEST_CONFIGS +
+  ASSERT_EQ(run(kCli + " train --data synthetic --model " + diffkd::testing::test_configs_dir() +
                     "/tiny-unet-28.json --steps 2 --batch 4 --warmup 1 --timesteps 100 --sample-every 0 --run-dir " +
                     teacher.string(),
                 teacher.string() + ".log"),

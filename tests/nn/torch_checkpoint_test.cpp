@@ -7,6 +7,7 @@
 // by a small zip writer below, with correct CRCs, so that a mutated pickle reaches the VM.
 
 #include "nn/torch_checkpoint.h"
+#include "tests/test_paths.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -25,7 +26,7 @@ namespace fs = std::filesystem;
 using namespace std::string_literals;
 using safetensors::Contents;
 
-std::string golden(const std::string& file) { return std::string(DIFFKD_GOLDEN_DIR) + "/" + file; }
+std::string golden(const std::string& file) { return diffkd::testing::golden_dir() + "/" + file; }
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

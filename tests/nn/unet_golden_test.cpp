@@ -18,13 +18,14 @@
 #include "nn/optim.h"
 #include "nn/safetensors.h"
 #include "nn/unet.h"
+#include "tests/test_paths.h"
 
 namespace diffkd::testing {
 namespace {
 
 constexpr double kRelToMax = 2e-5, kFloor = 1e-7;
 
-std::string golden(const std::string& file) { return std::string(DIFFKD_GOLDEN_DIR) + "/" + file; }
+std::string golden(const std::string& file) { return diffkd::testing::golden_dir() + "/" + file; }
 
 // max |a - b| / (kRelToMax * max |b| + kFloor) over the elements where keep(i) is true.
 double error_ratio(const Tensor& a, const Tensor& b, const std::function<bool(int64_t)>& keep = nullptr) {
